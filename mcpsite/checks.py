@@ -1,0 +1,110 @@
+"""Production-safety checks on the configuration.
+
+They run with every management command and when the ASGI application loads
+(see ``mcpsite/asgi.py``), so daphne and uvicorn refuse insecure settings too.
+With ``DJANGO_DEBUG`` on they stay quiet: development runs on defaults.
+"""
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+from django.core.exceptions import ImproperlyConfigured
+
+from mcpsite.public_url import is_loopback_host
+
+CONFIGURATION_TAG = "mcp_configuration"
+_MIN_SECRET_LENGTH = 50
+_MIN_SECRET_UNIQUE_CHARACTERS = 5
+
+
+def _secret_key() -> str:
+    try:
+        return settings.SECRET_KEY
+    except ImproperlyConfigured:  # Django refuses to hand out an empty key
+        return ""
+
+
+@register(Tags.security, CONFIGURATION_TAG)
+def check_secret_key(app_configs=None, **kwargs):
+    if settings.DEBUG:
+        return []
+    key = _secret_key()
+    if not key:
+        return [
+            Error(
+                "DJANGO_SECRET_KEY is not set.",
+                hint="Set DJANGO_SECRET_KEY to a long random value, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))'.",
+                id="mcpsite.E001",
+            )
+        ]
+    if (
+        len(key) < _MIN_SECRET_LENGTH
+        or len(set(key)) < _MIN_SECRET_UNIQUE_CHARACTERS
+        or key.startswith("django-insecure-")
+    ):
+        return [
+            Error(
+                "DJANGO_SECRET_KEY is too weak.",
+                hint=f"Use at least {_MIN_SECRET_LENGTH} random characters, not a Django-generated "
+                "'django-insecure-' key.",
+                id="mcpsite.E002",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, CONFIGURATION_TAG)
+def check_public_url(app_configs=None, **kwargs):
+    if settings.DEBUG or not settings.MCP_PUBLIC_URL:
+        return []
+    parts = urlsplit(settings.MCP_PUBLIC_URL)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return [
+            Error(
+                f"MCP_PUBLIC_URL {settings.MCP_PUBLIC_URL!r} uses http:// on a non-loopback host.",
+                hint="OAuth tokens and codes must travel over TLS: use an https:// public URL "
+                "(terminate TLS at the reverse proxy).",
+                id="mcpsite.E003",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, CONFIGURATION_TAG)
+def check_allowed_hosts(app_configs=None, **kwargs):
+    if settings.DEBUG:
+        return []
+    if not settings.ALLOWED_HOSTS:
+        return [
+            Error(
+                "DJANGO_ALLOWED_HOSTS is empty.",
+                hint="List the host names this server answers to, comma-separated.",
+                id="mcpsite.E004",
+            )
+        ]
+    if any(host == "*" for host in settings.ALLOWED_HOSTS):
+        return [
+            Error(
+                "DJANGO_ALLOWED_HOSTS contains the wildcard '*'.",
+                hint="A wildcard host list lets any Host header through (DNS rebinding, poisoned "
+                "absolute URLs); list the real host names.",
+                id="mcpsite.E005",
+            )
+        ]
+    return []
+
+
+def refuse_insecure_configuration() -> None:
+    """Raise at start-up if any configuration check fails.
+
+    daphne and uvicorn do not run Django's system checks, so the ASGI module
+    calls this to make them refuse the same settings `manage.py` refuses.
+    """
+    from django.core.checks import run_checks
+    from django.core.management.base import SystemCheckError
+
+    errors = [message for message in run_checks(tags=[CONFIGURATION_TAG]) if message.is_serious()]
+    if errors:
+        raise SystemCheckError("Refusing to start:\n" + "\n".join(f"{e.id}: {e.msg} HINT: {e.hint}" for e in errors))

@@ -1,0 +1,215 @@
+"""Django settings for the MCP server.
+
+Everything that varies between machines comes from the environment, read in
+the one typed block below; the rest of the file only derives from it.
+Production safety (secret key, public URL, hosts) is enforced by the system
+checks in ``mcpsite/checks.py``, which also run when daphne loads the ASGI app.
+"""
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from mcpsite.env import env_bool, env_int, env_list, env_str
+from mcpsite.public_url import parse_public_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"  # local state of a development install (SQLite, dev secret key)
+
+# ---------------------------------------------------------------------------
+# Environment: the one place configuration comes in.
+# ---------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", True)
+_SECRET_KEY_ENV = env_str("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# External origin of this server (scheme://host[:port]). Unset: taken from each request.
+MCP_PUBLIC_URL = parse_public_url(env_str("MCP_PUBLIC_URL"))
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+REDIS_URL = env_str("REDIS_URL")
+ACCESS_TOKEN_TTL = env_int("MCP_ACCESS_TOKEN_TTL", 3600, minimum=1)
+REFRESH_TOKEN_TTL = env_int("MCP_REFRESH_TOKEN_TTL", 30 * 24 * 3600, minimum=60)
+AUTHORIZATION_CODE_TTL = env_int("MCP_AUTHORIZATION_CODE_TTL", 60, minimum=1)
+# Dynamic client registrations accepted per client address per hour.
+MCP_REGISTRATIONS_PER_HOUR = env_int("MCP_REGISTRATIONS_PER_HOUR", 30, minimum=1)
+# Extra origins allowed to call the MCP endpoints from a browser (same-origin always passes).
+MCP_ALLOWED_ORIGINS = env_list("MCP_ALLOWED_ORIGINS", [])
+
+
+def _development_secret_key() -> str:
+    """A random key kept in var/ so development sessions survive restarts."""
+    path = VAR_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    VAR_DIR.mkdir(exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    path.touch(mode=0o600)
+    path.write_text(key)
+    return key
+
+
+# With debug off a missing key stays empty and check mcpsite.E001 refuses to start.
+SECRET_KEY = _SECRET_KEY_ENV or (_development_secret_key() if DEBUG else "")
+
+# ---------------------------------------------------------------------------
+# Django
+# ---------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",  # serves `manage.py runserver` over ASGI
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "corsheaders",
+    "oauth2_provider",
+    "mcpsite.apps.SiteConfig",
+    "oauth_app",
+    "mcp_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mcpsite.urls"
+ASGI_APPLICATION = "mcpsite.asgi.application"
+APPEND_SLASH = False  # OAuth and MCP paths are exact; a redirect would drop POST bodies
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "landing"
+LOGOUT_REDIRECT_URL = "landing"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"  # `collectstatic` target for production
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing directory
+WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "no-referrer"
+
+# Browser-based clients (the MCP Inspector) discover, register and fetch tokens
+# cross-origin. These endpoints take no cookies, so any origin may call them.
+CORS_URLS_REGEX = r"^/(\.well-known/.+|token|revoke|register(/.+)?)$"
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "mcp-protocol-version")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        # DOT logs request details (including codes) at DEBUG; keep it above that.
+        "oauth2_provider": {"level": "INFO"},
+        "django.request": {"level": "ERROR"},
+    },
+}
+
+# ---------------------------------------------------------------------------
+# OAuth 2.1 authorization server (django-oauth-toolkit, configured, not rewritten)
+# ---------------------------------------------------------------------------
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth_app.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER_DEVICE_GRANT_MODEL = "oauth2_provider.DeviceGrant"
+MCP_SCOPE = "mcp"
+OAUTH2_PROVIDER = {
+    "SCOPES": {MCP_SCOPE: "Use the tools on this MCP server as you"},
+    "DEFAULT_SCOPES": [MCP_SCOPE],
+    "OAUTH2_VALIDATOR_CLASS": "oauth_app.validators.MCPOAuth2Validator",
+    "OAUTH2_BACKEND_CLASS": "oauth_app.backends.MCPOAuthLibCore",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": ACCESS_TOKEN_TTL,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": REFRESH_TOKEN_TTL,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": AUTHORIZATION_CODE_TTL,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    "PKCE_REQUIRED": True,
+    "REQUEST_APPROVAL_PROMPT": "force",
+    # RFC 9700: S256 only, no implicit/password grants, no tokens in query strings,
+    # `iss` in authorization responses, tokens stored as SHA-256 checksums only.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # RFC 8252 §7.3: a loopback redirect matches on any port; `localhost` counts too.
+    "ALLOW_LOCALHOST_LOOPBACK": True,
+    "DCR_ENABLED": True,
+    # MCP clients register anonymously; abuse is bounded by the per-address rate limit.
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    # `none` must be listed, or mcp-remote registers itself as a confidential client.
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["none", "client_secret_basic", "client_secret_post"],
+    "OIDC_ISS_ENDPOINT": MCP_PUBLIC_URL,
+    "OAUTH2_PROTECTED_RESOURCE_IDENTIFIER": MCP_PUBLIC_URL,
+    "OAUTH2_PROTECTED_RESOURCE_NAME": "MCP server",
+    "ERROR_RESPONSE_WITH_SCOPES": True,
+}

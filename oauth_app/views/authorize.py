@@ -1,0 +1,153 @@
+"""GET/POST /authorize: the consent page.
+
+DOT's stock view carries the whole OAuth request through the consent form in
+hidden fields, so a user (or a page that can post the form) could widen scopes
+or drop PKCE by editing them. Here the request validated on GET is kept in the
+user's session under a random id; the form carries only that id, the decision
+and the CSRF token. The POST takes the stored request (once), and oauthlib
+validates it again before a code is issued.
+"""
+
+import secrets
+from urllib.parse import urlsplit
+
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.utils.decorators import method_decorator
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.models import get_application_model
+from oauth2_provider.scopes import get_scopes_backend
+from oauth2_provider.views import AuthorizationView
+from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
+
+from mcpsite.public_url import request_origin
+from oauth_app.resources import is_resource_of
+
+PENDING_SESSION_KEY = "oauth_pending_authorizations"
+# A user with several consent tabs open keeps that many pending requests; older ones are dropped.
+MAX_PENDING = 8
+_CARRIED = ("client_id", "redirect_uri", "response_type", "state", "code_challenge", "code_challenge_method")
+
+
+@method_decorator(never_cache, name="dispatch")
+class ConsentView(AuthorizationView):
+    template_name = "oauth/consent.html"
+
+    def get(self, request, *args, **kwargs):
+        try:
+            scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+        application = get_application_model().objects.get(client_id=credentials["client_id"])
+
+        if "login" in request.GET.get("prompt", "").split():
+            return self.handle_prompt_login()
+
+        # oauthlib takes a challenge without a method as "plain"; OAuth 2.1 here means S256 only,
+        # refused before the user is asked rather than after.
+        if credentials.get("code_challenge_method") != "S256":
+            return self._redirect_error(
+                credentials, application, "invalid_request", 'code_challenge_method must be "S256".'
+            )
+        origin = request_origin(request)
+        resources = request.GET.getlist("resource")
+        foreign = [resource for resource in resources if not is_resource_of(resource, origin)]
+        if foreign:
+            return self._redirect_error(
+                credentials,
+                application,
+                "invalid_target",
+                f"The resource {foreign[0]!r} is not served here; this server is {origin}.",
+            )
+
+        pending = {key: credentials.get(key) for key in _CARRIED}
+        pending["scopes"] = list(scopes)
+        pending["resource"] = resources or [origin]
+        request_id = self._remember(pending)
+
+        all_scopes = get_scopes_backend().get_all_scopes()
+        return render(
+            request,
+            self.template_name,
+            {
+                "application": application,
+                "request_id": request_id,
+                "scopes": [(scope, all_scopes.get(scope, scope)) for scope in scopes],
+                "redirect_host": urlsplit(credentials["redirect_uri"]).netloc or credentials["redirect_uri"],
+                "redirect_scheme": urlsplit(credentials["redirect_uri"]).scheme,
+            },
+        )
+
+    def post(self, request, *args, **kwargs):
+        pending = self._take(request.POST.get("request_id", ""))
+        application = None
+        if pending is not None:
+            application = get_application_model().objects.filter(client_id=pending["client_id"]).first()
+        if application is None:
+            return render(
+                request,
+                "oauth/error.html",
+                {
+                    "error": "invalid_request",
+                    "description": "This authorization request has expired or was already answered. "
+                    "Start again from your application.",
+                },
+                status=400,
+            )
+        credentials = {key: pending[key] for key in _CARRIED if pending.get(key)}
+        credentials["resource"] = pending["resource"]
+        allow = request.POST.get("decision") == "allow"
+        try:
+            uri, _headers, _body, _status = self.create_authorization_response(
+                request=request, scopes=" ".join(pending["scopes"]), credentials=credentials, allow=allow
+            )
+        except OAuthToolkitError as error:
+            return self.error_response(error, application)
+        return self.redirect(uri, application)
+
+    def _redirect_error(self, credentials, application, error, description):
+        """An error for a request whose client and redirect URI are verified: back to the client."""
+        oauth_error = CustomOAuth2Error(error=error, description=description, state=credentials.get("state"))
+        return self.error_response(
+            OAuthToolkitError(error=oauth_error, redirect_uri=credentials["redirect_uri"]), application
+        )
+
+    def handle_no_permission(self):
+        """Check the request before asking anyone to log in: a broken request
+        (unknown client, unregistered redirect) gets its error page at once."""
+        if self.request.method == "GET":
+            try:
+                self.validate_authorization_request(self.request)
+            except OAuthToolkitError as error:
+                return self.error_response(error, application=None)
+        return super().handle_no_permission()
+
+    def error_response(self, error, application, **kwargs):
+        redirect, response = OAuthLibMixin.error_response(self, error, **kwargs)
+        if redirect and error.oauthlib_error.redirect_uri:
+            return self.redirect(response["url"], application)
+        # Unknown client, unregistered redirect URI and the like: never redirect
+        # to an address we could not verify; tell the person instead.
+        oauth_error = response["error"]
+        return render(
+            self.request,
+            "oauth/error.html",
+            {"error": oauth_error.error, "description": oauth_error.description},
+            status=400,
+        )
+
+    def _remember(self, pending: dict) -> str:
+        store = dict(self.request.session.get(PENDING_SESSION_KEY, {}))
+        while len(store) >= MAX_PENDING:
+            store.pop(next(iter(store)))
+        request_id = secrets.token_urlsafe(24)
+        store[request_id] = pending
+        self.request.session[PENDING_SESSION_KEY] = store
+        return request_id
+
+    def _take(self, request_id: str) -> dict | None:
+        store = dict(self.request.session.get(PENDING_SESSION_KEY, {}))
+        pending = store.pop(request_id, None)
+        self.request.session[PENDING_SESSION_KEY] = store
+        return pending

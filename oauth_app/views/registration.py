@@ -1,0 +1,100 @@
+"""POST /register: RFC 7591 dynamic client registration, anonymous.
+
+DOT does the registration; this view first applies what this server requires
+of a client: a per-address rate limit, the redirect URI policy
+(``oauth_app.redirect_uris``), and the authorization code grant only.
+"""
+
+import json
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from oauth2_provider.models import get_application_model
+from oauth2_provider.views import DynamicClientRegistrationManagementView, DynamicClientRegistrationView
+
+from oauth_app.errors import oauth_error
+from oauth_app.ratelimit import client_address, retry_after
+from oauth_app.redirect_uris import RedirectURIError, validate_redirect_uri
+
+ALLOWED_GRANT_TYPES = {"authorization_code", "refresh_token"}
+ALLOWED_RESPONSE_TYPES = {"code"}
+MAX_REGISTRATION_BYTES = 64 * 1024
+MAX_REDIRECT_URIS = 20
+
+
+def _metadata_problem(data: dict):
+    """The RFC 7591 error for metadata this server refuses, or None."""
+    redirect_uris = data.get("redirect_uris")
+    if not isinstance(redirect_uris, list) or not redirect_uris:
+        return oauth_error("invalid_redirect_uri", "redirect_uris must be a non-empty array of URIs")
+    if len(redirect_uris) > MAX_REDIRECT_URIS:
+        return oauth_error("invalid_redirect_uri", f"at most {MAX_REDIRECT_URIS} redirect URIs may be registered")
+    for uri in redirect_uris:
+        try:
+            validate_redirect_uri(uri)
+        except RedirectURIError as exc:
+            return oauth_error("invalid_redirect_uri", str(exc))
+    grant_types = data.get("grant_types", ["authorization_code"])
+    if not isinstance(grant_types, list) or not set(grant_types) <= ALLOWED_GRANT_TYPES or "authorization_code" not in grant_types:
+        return oauth_error(
+            "invalid_client_metadata", "grant_types must be authorization_code, optionally with refresh_token"
+        )
+    response_types = data.get("response_types", ["code"])
+    if not isinstance(response_types, list) or not set(response_types) <= ALLOWED_RESPONSE_TYPES:
+        return oauth_error("invalid_client_metadata", "response_types must be [\"code\"]")
+    for field in ("client_name", "scope", "client_uri", "logo_uri", "software_id", "software_version"):
+        if field in data and not isinstance(data[field], str):
+            return oauth_error("invalid_client_metadata", f"{field} must be a string")
+    return None
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class RegistrationView(DynamicClientRegistrationView):
+    def post(self, request, *args, **kwargs):
+        address = client_address(request)
+        wait = retry_after(f"register:{address}", settings.MCP_REGISTRATIONS_PER_HOUR, 3600)
+        if wait is not None:
+            return oauth_error(
+                "temporarily_unavailable",
+                "Too many client registrations from this address; try again later.",
+                status=429,
+                Retry_After=str(wait),
+            )
+        try:
+            if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_REGISTRATION_BYTES:
+                raise RequestDataTooBig
+            data = json.loads(request.body)
+        except RequestDataTooBig:
+            return oauth_error("invalid_client_metadata", f"registration request larger than {MAX_REGISTRATION_BYTES} bytes", status=413)
+        except (ValueError, UnicodeDecodeError):
+            return oauth_error("invalid_client_metadata", "Request body must be a JSON object")
+        if not isinstance(data, dict):
+            return oauth_error("invalid_client_metadata", "Request body must be a JSON object")
+        problem = _metadata_problem(data)
+        if problem is not None:
+            return problem
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 201:
+            client_id = json.loads(response.content)["client_id"]
+            get_application_model().objects.filter(client_id=client_id).update(registered_from=address)
+            response["Cache-Control"] = "no-store"
+        return response
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class RegistrationManagementView(DynamicClientRegistrationManagementView):
+    """RFC 7592 read/update/delete with the registration access token."""
+
+    def put(self, request, *args, **kwargs):
+        try:
+            data = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            return oauth_error("invalid_client_metadata", "Request body must be a JSON object")
+        if not isinstance(data, dict):
+            return oauth_error("invalid_client_metadata", "Request body must be a JSON object")
+        problem = _metadata_problem(data)
+        if problem is not None:
+            return problem
+        return super().put(request, *args, **kwargs)

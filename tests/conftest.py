@@ -1,0 +1,97 @@
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness buys nothing in tests (users and client secrets).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Rate-limit counters live in the cache; each test starts from zero.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password="correct horse battery staple")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user(username="mallory", password="another long passphrase")
+
+
+@pytest.fixture
+def logged_in(client, user):
+    client.force_login(user)
+    return client
+
+
+# ---------------------------------------------------------------------------
+# Live servers: real daphne processes on loopback (tests/live_server.py).
+# ---------------------------------------------------------------------------
+from tests.live_server import LiveServer, prepare_template, start_live_server  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _live_server_helper():
+    """Disable pytest-django's helper of this name.
+
+    pytest-django has its own `live_server` (an in-process thread server) and an
+    autouse helper that, for any test using a fixture called `live_server`, opens
+    the test database and calls methods our LiveServer lacks. Ours runs in its
+    own process with its own database, so the helper must do nothing.
+    """
+
+
+@pytest.fixture(scope="session")
+def live_server_template(tmp_path_factory):
+    """A migrated SQLite database with the test user, made once per session."""
+    return prepare_template(tmp_path_factory.mktemp("live-template"))
+
+
+@pytest.fixture(scope="module")
+def live_server(live_server_template, tmp_path_factory) -> LiveServer:
+    """A daphne server with default settings, shared by the tests of a module."""
+    server = start_live_server(live_server_template, tmp_path_factory.mktemp("live-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_server_factory(live_server_template, tmp_path_factory):
+    """`start(**env)` starts a server with extra environment, e.g. MCP_ACCESS_TOKEN_TTL="1";
+    every server it started is stopped after the test."""
+
+    def start(**extra_env: str) -> LiveServer:
+        server = start_live_server(live_server_template, tmp_path_factory.mktemp("live-server"), **extra_env)
+        start.started.append(server)
+        return server
+
+    start.started = []
+    yield start
+    errors = []
+    for server in start.started:
+        try:
+            server.stop()
+        except AssertionError as error:  # stop the others before reporting
+            errors.append(error)
+    if errors:
+        raise errors[0]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the stderr of the test's live servers to its failure report."""
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            for server in [value, *getattr(value, "started", [])]:
+                if isinstance(server, LiveServer):
+                    report.sections.append((f"live server {server.url} stderr", server.stderr()[-20000:]))
+    return report
