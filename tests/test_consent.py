@@ -71,6 +71,7 @@ def test_deny_redirects_with_access_denied_and_issues_nothing(logged_in, page):
     query = redirect_query(response)
     assert query["error"] == "access_denied"
     assert query["state"] == "state-123"
+    assert query["iss"] == "http://testserver"  # RFC 9207 §2: error responses too
     assert "code" not in query
     assert not Grant.objects.exists()
     assert not get_access_token_model().objects.filter(scope="mcp").exists()

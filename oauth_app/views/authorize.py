@@ -9,7 +9,7 @@ validates it again before a code is issued.
 """
 
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -17,6 +17,7 @@ from django.utils.decorators import method_decorator
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import get_application_model
 from oauth2_provider.scopes import get_scopes_backend
+from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
@@ -126,7 +127,9 @@ class ConsentView(AuthorizationView):
     def error_response(self, error, application, **kwargs):
         redirect, response = OAuthLibMixin.error_response(self, error, **kwargs)
         if redirect and error.oauthlib_error.redirect_uri:
-            return self.redirect(response["url"], application)
+            # RFC 9207 §2: `iss` goes on error responses too (DOT adds it only on success).
+            issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
+            return self.redirect(f"{response['url']}&{urlencode({'iss': issuer})}", application)
         # Unknown client, unregistered redirect URI and the like: never redirect
         # to an address we could not verify; tell the person instead.
         oauth_error = response["error"]
