@@ -91,7 +91,8 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if report.failed:
         for value in getattr(item, "funcargs", {}).values():
-            for server in [value, *getattr(value, "started", [])]:
+            started = getattr(value, "started", None) if callable(value) else None  # live_server_factory
+            for server in [value, *(started if isinstance(started, list) else [])]:
                 if isinstance(server, LiveServer):
                     report.sections.append((f"live server {server.url} stderr", server.stderr()[-20000:]))
     return report

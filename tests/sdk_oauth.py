@@ -1,0 +1,204 @@
+"""Glue between the `mcp` SDK's OAuth client and a live server, for end-to-end tests.
+
+    async with HeadlessBrowser(server.username, server.password) as browser:
+        provider = oauth_provider(server, browser)
+        async with mcp_http_client(server, provider) as http:
+            response = await http.get(server.url + "/mcp")   # 401 -> the whole OAuth flow -> retried
+
+`oauth_provider` wires the SDK's OAuthClientProvider to the headless browser:
+its redirect handler lets the browser log in and consent, its callback handler
+reads code/state/iss from the redirect the browser stopped at.
+
+`McpStandIn` exists only because /mcp is not built yet: the provider starts its
+flow on a 401 from the MCP endpoint (a 404 just comes back to the caller, no
+flow), so the stand-in plays that endpoint at the transport level, challenging
+with the real server's resource metadata URL. Discovery, registration,
+authorization and token requests all go to the real server. When /mcp exists,
+call `mcp_http_client(server, provider, stand_in=False)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+from tests.browser import HeadlessBrowser
+from tests.live_server import LiveServer
+
+# Never listened on: the browser stops at the redirect and hands its Location to the callback.
+REDIRECT_URI = "http://127.0.0.1:33418/callback"
+MCP_PATH = "/mcp"
+
+
+class MemoryTokenStorage:
+    """The SDK's TokenStorage protocol, in memory."""
+
+    def __init__(self):
+        self.tokens: OAuthToken | None = None
+        self.client_info: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client_info
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client_info = client_info
+
+
+class AuthorizationDenied(Exception):
+    """The authorization server redirected back with an error instead of a code."""
+
+    def __init__(self, query: dict[str, str]):
+        super().__init__(f"authorization failed: {query}")
+        self.query = query
+
+
+def redirect_query(location: str) -> dict[str, str]:
+    """The parameters of the redirect to REDIRECT_URI (code, state, iss or error...)."""
+    if not location.startswith(REDIRECT_URI + "?"):
+        raise AssertionError(f"expected a redirect to {REDIRECT_URI}, got {location}")
+    return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+
+
+def oauth_provider(
+    server: LiveServer, browser: HeadlessBrowser, *, decision: str = "allow", storage: MemoryTokenStorage | None = None
+) -> OAuthClientProvider:
+    """An OAuthClientProvider for `server`'s MCP endpoint, registering as a public native client."""
+    locations: list[str] = []
+
+    async def redirect_handler(authorization_url: str) -> None:
+        locations.append(await browser.authorize(authorization_url, decision))
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        query = redirect_query(locations[-1])
+        if "code" not in query:
+            raise AuthorizationDenied(query)
+        return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
+
+    metadata = OAuthClientMetadata(
+        client_name="e2e SDK client",
+        redirect_uris=[REDIRECT_URI],
+        grant_types=["authorization_code", "refresh_token"],
+        token_endpoint_auth_method="none",  # a native app holds no secret (RFC 8252 §8.4)
+    )
+    return OAuthClientProvider(
+        server_url=server.url + MCP_PATH,
+        client_metadata=metadata,
+        storage=storage if storage is not None else MemoryTokenStorage(),
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+    )
+
+
+@dataclass
+class Exchange:
+    method: str
+    url: str
+    request_body: bytes
+    status: int
+    response_body: bytes
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+    def form(self) -> dict[str, str]:
+        return {key: values[0] for key, values in parse_qs(self.request_body.decode()).items()}
+
+    def request_json(self):
+        return json.loads(self.request_body)
+
+    def response_json(self):
+        return json.loads(self.response_body)
+
+
+class ExchangeLog:
+    """Records every request the client sends, the provider's own included (httpx2 runs
+    event hooks for auth-flow requests too), so tests can assert on the wire."""
+
+    def __init__(self):
+        self.exchanges: list[Exchange] = []
+
+    async def _on_response(self, response: httpx2.Response) -> None:
+        # An SSE body ends only when the stream does: reading it here would stall the MCP transport.
+        streaming = response.headers.get("content-type", "").startswith("text/event-stream")
+        body = b"" if streaming else await response.aread()
+        request = response.request
+        self.exchanges.append(Exchange(request.method, str(request.url), request.content, response.status_code, body))
+
+    @property
+    def hooks(self) -> dict:
+        return {"response": [self._on_response]}
+
+    def to(self, method: str, path: str) -> list[Exchange]:
+        return [e for e in self.exchanges if e.method == method and e.path == path]
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class McpStandIn(httpx2.AsyncBaseTransport):
+    """Plays the protected MCP endpoint until /mcp exists; forwards everything else.
+
+    Without a bearer token it answers 401 with the RFC 9728 challenge. With one,
+    it does what the resource server will do: looks the token up in the server's
+    database (by SHA-256, as DOT stores it) and accepts it if unexpired and
+    issued for this server (RFC 8707 `resource`).
+    """
+
+    def __init__(self, server: LiveServer, path: str = MCP_PATH):
+        self._server = server
+        self._path = path
+        self._inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path != self._path:
+            return await self._inner.handle_async_request(request)
+        challenge = f'Bearer resource_metadata="{self._server.url}/.well-known/oauth-protected-resource"'
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return httpx2.Response(401, headers={"WWW-Authenticate": challenge})
+        if not self._token_is_valid(token):
+            return httpx2.Response(401, headers={"WWW-Authenticate": challenge + ', error="invalid_token"'})
+        return httpx2.Response(200, json={"stand_in": True})
+
+    def _token_is_valid(self, token: str) -> bool:
+        with closing(sqlite3.connect(f"file:{self._server.database}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT expires, resource FROM oauth2_provider_accesstoken WHERE token_checksum = ?", (_sha256(token),)
+            ).fetchone()
+        if row is None:
+            return False
+        expires = datetime.fromisoformat(row[0]).replace(tzinfo=timezone.utc)  # Django stores UTC, naive
+        return expires > datetime.now(timezone.utc) and self._server.url in json.loads(row[1] or "[]")
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def mcp_http_client(
+    server: LiveServer, provider: OAuthClientProvider, *, log: ExchangeLog | None = None, stand_in: bool = True
+) -> httpx2.AsyncClient:
+    """An httpx2 client authenticated by `provider`, optionally recording into `log`."""
+    return httpx2.AsyncClient(
+        auth=provider,
+        transport=McpStandIn(server) if stand_in else None,
+        event_hooks=log.hooks if log is not None else None,
+        timeout=httpx2.Timeout(30.0, read=300.0),  # the SDK's defaults: SSE streams idle between events
+        trust_env=False,  # loopback only: never through a proxy from the environment
+    )
