@@ -1,7 +1,7 @@
 """ASGI entry point: `daphne mcpsite.asgi:application` (or uvicorn).
 
-Django's ASGI app serves the site, the admin and the OAuth endpoints. The MCP
-transports are added by `mcp_app` (see `mcp_app/routing.py`).
+Django's ASGI app serves the site, the admin and the OAuth endpoints; the MCP
+transports (`mcp_app/routing.py`) go through the guards to their consumers.
 """
 
 import os
@@ -12,10 +12,13 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()  # sets Django up before anything imports models
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
+from mcp_app.routing import urlpatterns as mcp_urlpatterns  # noqa: E402
 from mcpsite.checks import refuse_insecure_configuration  # noqa: E402
 
 refuse_insecure_configuration()
 
-application = ProtocolTypeRouter({"http": django_application})
+# /mcp, /sse and /messages skip Django's middleware (the hot path); everything else is Django.
+application = ProtocolTypeRouter({"http": URLRouter([*mcp_urlpatterns, re_path(r"", django_application)])})

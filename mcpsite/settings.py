@@ -32,8 +32,19 @@ REFRESH_TOKEN_TTL = env_int("MCP_REFRESH_TOKEN_TTL", 30 * 24 * 3600, minimum=60)
 AUTHORIZATION_CODE_TTL = env_int("MCP_AUTHORIZATION_CODE_TTL", 60, minimum=1)
 # Dynamic client registrations accepted per client address per hour.
 MCP_REGISTRATIONS_PER_HOUR = env_int("MCP_REGISTRATIONS_PER_HOUR", 30, minimum=1)
+# MCP transports: request body bound, idle session expiry, SSE keep-alive, sessions per process.
+MCP_MAX_BODY_BYTES = env_int("MCP_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
+MCP_SESSION_IDLE_SECONDS = env_int("MCP_SESSION_IDLE_SECONDS", 1800, minimum=1)
+MCP_SSE_PING_SECONDS = env_int("MCP_SSE_PING_SECONDS", 20, minimum=1)
+MCP_MAX_SESSIONS = env_int("MCP_MAX_SESSIONS", 10000, minimum=1)
 # Extra origins allowed to call the MCP endpoints from a browser (same-origin always passes).
 MCP_ALLOWED_ORIGINS = env_list("MCP_ALLOWED_ORIGINS", [])
+# The audit trail (mcp_app.audit) records each tool call's arguments, as JSON cut to this many characters.
+MCP_AUDIT_ARGUMENTS = env_bool("MCP_AUDIT_ARGUMENTS", True)
+MCP_AUDIT_ARGUMENT_CHARS = env_int("MCP_AUDIT_ARGUMENT_CHARS", 2000, minimum=1)
+# Seconds a validated bearer token is trusted without asking the database again;
+# a revoked token keeps working that long. 0: look every request up.
+MCP_TOKEN_CACHE_SECONDS = env_int("MCP_TOKEN_CACHE_SECONDS", 30, minimum=0)
 
 
 def _development_secret_key() -> str:

@@ -1,0 +1,167 @@
+"""The base of the MCP transport consumers.
+
+Channels' AsyncHttpConsumer ends the consumer when `handle()` returns and
+cannot see `http.disconnect` while `handle()` is still running, which is
+exactly what a streaming endpoint must do. So each endpoint reads its body
+(bounded), then runs `handle()` beside a watcher for `http.disconnect`;
+whichever ends first ends the other. No channel is allocated per request:
+the channel layer is used only to reach another worker.
+"""
+
+import asyncio
+import logging
+
+from channels.consumer import AsyncConsumer
+from django.conf import settings
+
+from mcp_app import jsonrpc
+from mcp_app.forwarding import DuplicateRequest, WorkerUnavailable
+from mcp_app.http import JSON, SSE_HEADERS, SSE_PING, header, is_json_content, sse_event
+from mcp_app.principal import PRINCIPAL_SCOPE_KEY, Principal, RequestInfo
+from mcp_app.sessions import SessionClosed
+
+log = logging.getLogger(__name__)
+
+
+UNREACHED = object()  # what `reach` returns after it has answered an error
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class MCPEndpoint(AsyncConsumer):
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+        self._send = send
+        self.response_started = False
+        try:
+            body = await self._read_body(receive)
+        except BodyTooLarge:
+            await self.respond_error(413, jsonrpc.INVALID_REQUEST, f"Request body larger than {settings.MCP_MAX_BODY_BYTES} bytes")
+            return
+        if body is None:
+            return  # the client left before sending its body
+        handler = asyncio.ensure_future(self._handle_safely(body))
+        watcher = asyncio.ensure_future(self._wait_for_disconnect(receive))
+        try:
+            await asyncio.wait({handler, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (handler, watcher):
+                task.cancel()
+            await asyncio.gather(handler, watcher, return_exceptions=True)
+
+    async def _read_body(self, receive) -> bytes | None:
+        declared = header(self.scope, "content-length")
+        if declared and declared.isdigit() and int(declared) > settings.MCP_MAX_BODY_BYTES:
+            raise BodyTooLarge
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > settings.MCP_MAX_BODY_BYTES:
+                raise BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    @staticmethod
+    async def _wait_for_disconnect(receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async def _handle_safely(self, body: bytes) -> None:
+        try:
+            await self.handle(body)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("MCP endpoint %s failed", self.scope.get("path"))
+            if not self.response_started:
+                await self.respond_error(500, jsonrpc.INTERNAL_ERROR, "Internal error")
+            else:
+                await self.end_stream()
+
+    async def handle(self, body: bytes) -> None:
+        raise NotImplementedError
+
+    # -- who is asking --------------------------------------------------------
+    @property
+    def principal(self) -> Principal:
+        return self.scope[PRINCIPAL_SCOPE_KEY]
+
+    def request_info(self, session_id: str) -> RequestInfo:
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in self.scope.get("headers", ())}
+        headers.pop("authorization", None)  # tools never need the raw token
+        return RequestInfo(principal=self.principal, session_id=session_id, headers=headers)
+
+    # -- reading a message and reaching its session -----------------------------------
+    async def read_message(self, body: bytes):
+        """The one JSON-RPC message of a POST, or None after answering 415/400."""
+        if not is_json_content(self.scope):
+            await self.respond_error(415, jsonrpc.INVALID_REQUEST, "Unsupported Media Type: Content-Type must be application/json")
+            return None
+        try:
+            return jsonrpc.parse_message(body)
+        except jsonrpc.InboundError as error:
+            await self.respond_error(400, error.code, error.message, error.request_id)
+            return None
+
+    async def reach(self, action, request_id=None):
+        """Await `action` on a session (local or on another worker) and return its
+        result; UNREACHED after answering what went wrong: the session is gone
+        (404), the request id is taken (400), or the owning worker cannot be
+        reached (503)."""
+        try:
+            return await action
+        except SessionClosed:
+            await self.respond_error(404, jsonrpc.SESSION_NOT_FOUND, "Session not found", request_id)
+        except DuplicateRequest:
+            await self.respond_error(400, jsonrpc.INVALID_REQUEST, f"Request id {request_id!r} is already in flight", request_id)
+        except WorkerUnavailable:
+            await self.respond_error(503, jsonrpc.INTERNAL_ERROR, "The worker that owns this session is unavailable", request_id)
+        return UNREACHED
+
+    # -- answers --------------------------------------------------------------
+    async def respond(self, status: int, body: bytes = b"", content_type: str | None = JSON, headers=()) -> None:
+        raw_headers = [(b"content-type", content_type.encode())] if content_type else []
+        raw_headers += [(name.encode(), value.encode()) for name, value in headers]
+        self.response_started = True
+        await self._send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await self._send({"type": "http.response.body", "body": body})
+
+    async def respond_error(self, status: int, code: int, message: str, request_id=None, headers=()) -> None:
+        await self.respond(status, jsonrpc.error_body(code, message, request_id), headers=headers)
+
+    async def start_stream(self, headers=()) -> None:
+        raw_headers = list(SSE_HEADERS) + [(name.encode(), value.encode()) for name, value in headers]
+        self.response_started = True
+        await self._send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+        # Flush the headers now: clients wait for them before reading events.
+        await self._send({"type": "http.response.body", "body": b"", "more_body": True})
+
+    async def send_chunk(self, data: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def end_stream(self) -> None:
+        await self._send({"type": "http.response.body", "body": b""})
+
+    async def pump_events(self, queue: asyncio.Queue, *, until_reply_to=None) -> None:
+        """Write queued messages as SSE events, with comment pings while idle.
+
+        Returns when the session ends, or after the reply to `until_reply_to`.
+        """
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=settings.MCP_SSE_PING_SECONDS)
+            except TimeoutError:
+                await self.send_chunk(SSE_PING)
+                continue
+            if item is None:
+                return
+            await self.send_chunk(sse_event(jsonrpc.serialize(item), event="message"))
+            if until_reply_to is not None and jsonrpc.is_reply(item) and item.id == until_reply_to:
+                return

@@ -1,0 +1,61 @@
+"""`/sse` + `/messages`: the HTTP+SSE transport of MCP 2024-11-05.
+
+`GET /sse` opens a session whose one stream carries everything the server
+sends; its first event, `endpoint`, says where to POST messages. Each POST to
+`/messages?sessionId=…` is answered 202 and its reply arrives on the stream.
+The session ends when the stream disconnects.
+"""
+
+from urllib.parse import parse_qs
+
+from mcp_app import jsonrpc, registry
+from mcp_app.consumers.base import UNREACHED, MCPEndpoint
+from mcp_app.http import EVENT_STREAM, accepts, sse_event
+
+MESSAGES_PATH = "/messages"
+SESSION_QUERY_PARAMETER = "sessionId"
+
+
+class SSEConsumer(MCPEndpoint):
+    async def handle(self, body: bytes) -> None:
+        if self.scope["method"] != "GET":
+            await self.respond_error(405, jsonrpc.INVALID_REQUEST, "Method not allowed", headers=[("Allow", "GET")])
+            return
+        if not accepts(self.scope, EVENT_STREAM):
+            await self.respond_error(406, jsonrpc.INVALID_REQUEST, "Not Acceptable: the client must accept text/event-stream")
+            return
+        try:
+            session = await registry.host.create(self.principal, "sse")
+        except registry.TooManySessions:
+            await self.respond_error(503, jsonrpc.INTERNAL_ERROR, "Too many open sessions; try again later")
+            return
+        queue = await session.open_stream()
+        try:
+            await self.start_stream()
+            endpoint = f"{self.scope.get('root_path', '')}{MESSAGES_PATH}?{SESSION_QUERY_PARAMETER}={session.id}"
+            await self.send_chunk(sse_event(endpoint.encode(), event="endpoint"))
+            await self.pump_events(queue)
+            await self.end_stream()
+        finally:
+            # The stream is the session: when it goes, so does the session.
+            await session.close_stream(queue)
+            await session.close()
+
+
+class MessagesConsumer(MCPEndpoint):
+    async def handle(self, body: bytes) -> None:
+        if self.scope["method"] != "POST":
+            await self.respond_error(405, jsonrpc.INVALID_REQUEST, "Method not allowed", headers=[("Allow", "POST")])
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        session_id = (query.get(SESSION_QUERY_PARAMETER) or [""])[0]
+        if not session_id:
+            await self.respond_error(400, jsonrpc.INVALID_REQUEST, f"Bad Request: the {SESSION_QUERY_PARAMETER} query parameter is required")
+            return
+        session = await registry.host.locate(session_id, self.principal)
+        if session is None:
+            await self.respond_error(404, jsonrpc.SESSION_NOT_FOUND, "Session not found")
+            return
+        message = await self.read_message(body)
+        if message is not None and await self.reach(session.deliver(message, self.request_info(session.id))) is not UNREACHED:
+            await self.respond(202, b"Accepted", content_type="text/plain; charset=utf-8")

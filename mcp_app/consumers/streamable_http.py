@@ -1,0 +1,172 @@
+"""`/mcp`: the Streamable HTTP transport (MCP 2025-11-25, compatible with 2025-06-18 and 2025-03-26).
+
+POST carries one JSON-RPC message. A request is answered with one
+`application/json` body, or with a short `text/event-stream` when the engine
+sends something about the request (progress, a log line, an elicitation)
+before its answer. Notifications and responses get 202. GET opens the
+session's server-to-client stream; DELETE ends the session.
+"""
+
+import logging
+
+from mcp_types import JSONRPCRequest
+
+from mcp_app import jsonrpc, registry
+from mcp_app.consumers.base import UNREACHED, MCPEndpoint
+from mcp_app.http import (
+    EVENT_STREAM,
+    JSON,
+    MCP_PROTOCOL_VERSION_HEADER,
+    MCP_SESSION_ID_HEADER,
+    SUPPORTED_PROTOCOL_VERSIONS,
+    accepts,
+    header,
+)
+
+log = logging.getLogger(__name__)
+
+INITIALIZE = "initialize"
+DISCOVER = "server/discover"  # the stateless 2026 era's probe; this server speaks the handshake era
+
+
+class StreamableHTTPConsumer(MCPEndpoint):
+    async def handle(self, body: bytes) -> None:
+        method = self.scope["method"]
+        if method == "POST":
+            await self.post(body)
+        elif method == "GET":
+            await self.get()
+        elif method == "DELETE":
+            await self.delete()
+        else:
+            await self.respond_error(
+                405, jsonrpc.INVALID_REQUEST, f"Method {method} not allowed", headers=[("Allow", "GET, POST, DELETE")]
+            )
+
+    # -- checks shared by the three methods -------------------------------------
+    async def _version_ok(self) -> bool:
+        version = header(self.scope, MCP_PROTOCOL_VERSION_HEADER)
+        if version is not None and version not in SUPPORTED_PROTOCOL_VERSIONS:
+            await self.respond_error(
+                400,
+                jsonrpc.INVALID_REQUEST,
+                f"Unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(sorted(SUPPORTED_PROTOCOL_VERSIONS))}",
+            )
+            return False
+        return True
+
+    async def _session(self):
+        """The caller's session named by Mcp-Session-Id, or None after answering 400/404."""
+        session_id = header(self.scope, MCP_SESSION_ID_HEADER)
+        if not session_id:
+            await self.respond_error(400, jsonrpc.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+            return None
+        session = await registry.host.locate(session_id, self.principal)
+        if session is None:
+            await self.respond_error(404, jsonrpc.SESSION_NOT_FOUND, "Session not found")
+            return None
+        return session
+
+    # -- POST -----------------------------------------------------------------
+    async def post(self, body: bytes) -> None:
+        if not accepts(self.scope, JSON):
+            await self.respond_error(406, jsonrpc.INVALID_REQUEST, "Not Acceptable: the client must accept application/json")
+            return
+        message = await self.read_message(body)
+        if message is None:
+            return
+        if isinstance(message, JSONRPCRequest) and message.method == DISCOVER:
+            # Newer clients probe with server/discover first and fall back to initialize on an error.
+            await self.respond_error(200, jsonrpc.METHOD_NOT_FOUND, "Method not found: this server uses initialize", message.id)
+            return
+        if not await self._version_ok():
+            return
+        if isinstance(message, JSONRPCRequest) and message.method == INITIALIZE:
+            await self._initialize(message)
+            return
+        session = await self._session()
+        if session is None:
+            return
+        if isinstance(message, JSONRPCRequest):
+            await self._request(session, message)
+            return
+        if await self.reach(session.deliver(message, self.request_info(session.id))) is not UNREACHED:
+            await self.respond(202, content_type=None, headers=[(MCP_SESSION_ID_HEADER, session.id)])
+
+    async def _initialize(self, message: JSONRPCRequest) -> None:
+        if header(self.scope, MCP_SESSION_ID_HEADER):
+            await self.respond_error(400, jsonrpc.INVALID_REQUEST, "initialize must not carry Mcp-Session-Id", message.id)
+            return
+        try:
+            session = await registry.host.create(self.principal, "streamable-http")
+        except registry.TooManySessions:
+            await self.respond_error(503, jsonrpc.INTERNAL_ERROR, "Too many open sessions; try again later", message.id)
+            return
+        reply = await self._request(session, message)
+        if isinstance(reply, jsonrpc.JSONRPCResponse):
+            session.protocol_version = reply.result.get("protocolVersion")
+        else:
+            await session.close()
+
+    async def _request(self, session, message: JSONRPCRequest):
+        queue = session.expect_reply(message.id)
+        if queue is None:
+            await self.respond_error(400, jsonrpc.INVALID_REQUEST, f"Request id {message.id!r} is already in flight", message.id)
+            return None
+        session_header = [(MCP_SESSION_ID_HEADER, session.id)]
+        streaming = accepts(self.scope, EVENT_STREAM)
+        try:
+            delivered = session.deliver(message, self.request_info(session.id), can_send_request=streaming)
+            if await self.reach(delivered, message.id) is UNREACHED:
+                return None
+            while True:
+                item = await queue.get()
+                if item is None:
+                    await self.respond_error(404, jsonrpc.SESSION_NOT_FOUND, "Session ended", message.id)
+                    return None
+                if jsonrpc.is_reply(item):
+                    await self.respond(200, jsonrpc.serialize(item), headers=session_header)
+                    return item
+                if streaming:
+                    # Something about this request came before its answer: switch to SSE.
+                    await self.start_stream(headers=session_header)
+                    queue.put_nowait(item)
+                    await self.pump_events(queue, until_reply_to=message.id)
+                    await self.end_stream()
+                    return None
+                # A JSON-only client cannot receive it; the answer still comes.
+        finally:
+            session.forget_request(message.id)
+
+    # -- GET: the server-to-client stream ----------------------------------------
+    async def get(self) -> None:
+        if not accepts(self.scope, EVENT_STREAM) or header(self.scope, "accept") is None:
+            await self.respond_error(406, jsonrpc.INVALID_REQUEST, "Not Acceptable: the client must accept text/event-stream")
+            return
+        if not await self._version_ok():
+            return
+        session = await self._session()
+        if session is None:
+            return
+        queue = await self.reach(session.open_stream())
+        if queue is UNREACHED:
+            return
+        if queue is None:
+            await self.respond_error(409, jsonrpc.INVALID_REQUEST, "Conflict: only one GET stream per session")
+            return
+        try:
+            await self.start_stream(headers=[(MCP_SESSION_ID_HEADER, session.id)])
+            await self.pump_events(queue)
+            await self.end_stream()
+        finally:
+            await session.close_stream(queue)
+
+    # -- DELETE: end the session ---------------------------------------------------
+    async def delete(self) -> None:
+        if not await self._version_ok():
+            return
+        session = await self._session()
+        if session is None:
+            return
+        if await self.reach(session.close()) is not UNREACHED:
+            await self.respond(200, content_type=None)

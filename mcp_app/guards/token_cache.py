@@ -1,0 +1,66 @@
+"""Validated bearer tokens, remembered in-process for a few seconds.
+
+A cache hit authenticates a request with no database query and no thread hop
+(the MCP hot path, see the design's measurements). The price is that a
+revoked token keeps working here for at most ``MCP_TOKEN_CACHE_SECONDS``
+(0 turns the cache off); an entry never outlives the token's own expiry.
+
+Only successes are cached. A negative cache would let a stream of garbage
+tokens evict the good entries of this bounded cache, and could remember a
+token as invalid in the moment before the token endpoint commits it; an
+unknown token costs one indexed query instead.
+
+Entries are keyed by the token's SHA-256 checksum (never the token) and the
+audience URL it was validated for, since a token's ``resource`` may cover
+one endpoint and not another.
+
+Used from the event loop only, so the OrderedDict needs no lock.
+"""
+
+import time
+from collections import OrderedDict
+
+from django.conf import settings
+from django.utils import timezone
+
+from mcp_app.principal import Principal
+
+MAX_CACHED_TOKENS = 10_000  # about 9 MB when full; more live clients than one process serves
+
+CacheKey = tuple[str, str]  # (token checksum, audience URL)
+
+
+class TokenCache:
+    def __init__(self, max_entries: int = MAX_CACHED_TOKENS):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[CacheKey, tuple[float, Principal]] = OrderedDict()
+
+    def get(self, key: CacheKey) -> Principal | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        fresh_until, principal = entry
+        if time.monotonic() >= fresh_until:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return principal
+
+    def put(self, key: CacheKey, principal: Principal) -> None:
+        """Remember ``principal`` for the configured bound, and never past its token's expiry."""
+        lifetime = min(settings.MCP_TOKEN_CACHE_SECONDS, (principal.expires - timezone.now()).total_seconds())
+        if lifetime <= 0:
+            return
+        self._entries[key] = (time.monotonic() + lifetime, principal)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)  # least recently used
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+token_cache = TokenCache()

@@ -1,0 +1,118 @@
+"""Where sessions are found.
+
+`SessionHost` holds the sessions this worker process owns and opens a door
+(a worker channel on the Channels layer) through which other workers reach
+them. Each session's owner is also published in Django's cache (shared
+through Redis when `REDIS_URL` is set), so a request that lands on another
+worker is forwarded to the owner (`mcp_app.forwarding`).
+
+A session is found only by the principal that created it (same user, same
+OAuth client): to anyone else it does not exist (404).
+"""
+
+import asyncio
+import logging
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
+
+from mcp_app.forwarding import RemoteSession, serve_forwarded
+from mcp_app.principal import Principal
+from mcp_app.sessions import MCPSession, Transport
+
+log = logging.getLogger(__name__)
+
+_RECORD_PREFIX = "mcp:session:"
+
+
+class TooManySessions(Exception):
+    pass
+
+
+def _record_key(session_id: str) -> str:
+    return _RECORD_PREFIX + session_id
+
+
+class SessionHost:
+    def __init__(self):
+        self._sessions: dict[str, MCPSession] = {}
+        self._channel: str | None = None
+        self._door: asyncio.Task | None = None
+        self._relays: dict[str, asyncio.Task] = {}
+
+    # -- this worker's sessions ---------------------------------------------------
+    async def create(self, principal: Principal, transport: Transport) -> MCPSession:
+        if len(self._sessions) >= settings.MCP_MAX_SESSIONS:
+            raise TooManySessions(len(self._sessions))
+        session = MCPSession(principal, transport, idle_seconds=settings.MCP_SESSION_IDLE_SECONDS, on_end=self.forget)
+        self._sessions[session.id] = session
+        session.start()
+        await self._publish(session)
+        return session
+
+    def forget(self, session: MCPSession) -> None:
+        if self._sessions.get(session.id) is session:
+            del self._sessions[session.id]
+            asyncio.get_running_loop().create_task(cache.adelete(_record_key(session.id)))
+
+    def count(self) -> int:
+        return len(self._sessions)
+
+    def owns(self, session_id: str) -> bool:
+        return session_id in self._sessions
+
+    # -- finding a session, here or on another worker ------------------------------
+    async def locate(self, session_id: str, principal: Principal) -> MCPSession | RemoteSession | None:
+        session = self._sessions.get(session_id)
+        if session is not None:
+            if session.closed.is_set() or not session.principal.same_owner(principal):
+                return None
+            return session
+        record = await cache.aget(_record_key(session_id))
+        if not record or record["owner"] == self._channel:
+            return None
+        if (record["user_id"], record["client_id"]) != (principal.user_id, principal.client_id):
+            return None
+        return RemoteSession(session_id, principal, record["owner"], get_channel_layer())
+
+    async def _publish(self, session: MCPSession) -> None:
+        record = {
+            "owner": await self.channel(),
+            "user_id": session.principal.user_id,
+            "client_id": session.principal.client_id,
+            "transport": session.transport,
+        }
+        # Outlives idleness by a margin; the owner deletes it when the session ends.
+        await cache.aset(_record_key(session.id), record, timeout=settings.MCP_SESSION_IDLE_SECONDS * 2)
+
+    # -- the door other workers knock on -------------------------------------------
+    async def channel(self) -> str:
+        if self._channel is None:
+            layer = get_channel_layer()
+            self._channel = await layer.new_channel("mcp.worker.")
+            self._door = asyncio.get_running_loop().create_task(self._listen(layer), name="mcp-worker-door")
+        return self._channel
+
+    async def _listen(self, layer) -> None:
+        while True:
+            try:
+                event = await layer.receive(self._channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("MCP worker channel: receive failed")
+                await asyncio.sleep(1)  # back off before retrying a broken channel layer
+                continue
+            session = self._sessions.get(event.get("session_id", ""))
+            # Each event in its own task: a long relay must not block the door.
+            asyncio.get_running_loop().create_task(self._serve(event, session, layer))
+
+    async def _serve(self, event, session, layer) -> None:
+        try:
+            await serve_forwarded(event, session, layer, self._relays)
+        except Exception:
+            log.exception("MCP worker channel: %s failed", event.get("type"))
+
+
+host = SessionHost()

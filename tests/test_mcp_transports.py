@@ -1,0 +1,286 @@
+"""MCP over both transports, through the real ASGI application (guards included).
+
+Protocol behaviour runs over Streamable HTTP (2025-11-25) and legacy HTTP+SSE
+(2024-11-05) through the `transport` fixture; transport-specific answers to bad
+input are tested per transport below.
+"""
+
+import json
+
+import pytest
+from django.test import Client
+
+from mcp_app import registry
+from tests.asgi_mcp import LegacySSEClient, StreamableHTTPClient, close_stream, http, initialize_message, open_get_stream
+from tests.oauth_helpers import full_flow
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def worker(monkeypatch):
+    """Each test is a fresh worker process: its own sessions and worker channel on this test's event loop."""
+    host = registry.SessionHost()
+    monkeypatch.setattr(registry, "host", host)
+    return host
+
+
+@pytest.fixture
+def app():
+    from mcpsite.asgi import application
+
+    return application
+
+
+def _token_for(user) -> str:
+    browser = Client()
+    browser.force_login(user)
+    return full_flow(browser)[1]["access_token"]
+
+
+@pytest.fixture
+def token(user):
+    return _token_for(user)
+
+
+@pytest.fixture
+def other_token(other_user):
+    return _token_for(other_user)
+
+
+@pytest.fixture(params=["streamable-http", "sse"])
+async def transport(request, app, token):
+    client = StreamableHTTPClient(app, token) if request.param == "streamable-http" else LegacySSEClient(app, token)
+    yield client
+    await client.close()
+
+
+# -- the protocol, over each transport ---------------------------------------------------
+async def test_initialize_negotiates_and_names_the_server(transport):
+    reply = await transport.initialize()
+    result = reply["result"]
+    assert result["serverInfo"]["name"] == "django-mcp"
+    assert "tools" in result["capabilities"]
+    assert result["protocolVersion"] in {"2025-11-25", "2024-11-05"}
+
+
+async def test_tools_are_listed_with_schemas(transport):
+    await transport.initialize()
+    tools = {tool["name"]: tool for tool in (await transport.request("tools/list"))["result"]["tools"]}
+    assert {"add", "subtract", "multiply", "divide", "power", "sqrt", "calculate", "whoami"} <= set(tools)
+    assert tools["add"]["inputSchema"]["type"] == "object"
+    assert "outputSchema" in tools["add"]
+
+
+async def test_call_a_tool(transport):
+    await transport.initialize()
+    reply = await transport.request("tools/call", {"name": "add", "arguments": {"a": 2, "b": 3}})
+    assert reply["result"]["isError"] is False
+    assert reply["result"]["structuredContent"] == {"result": 5}
+
+
+async def test_division_by_zero_is_a_tool_error(transport):
+    await transport.initialize()
+    reply = await transport.request("tools/call", {"name": "divide", "arguments": {"a": 1, "b": 0}})
+    assert reply["result"]["isError"] is True
+
+
+async def test_whoami_knows_the_user(transport):
+    await transport.initialize()
+    reply = await transport.request("tools/call", {"name": "whoami", "arguments": {}})
+    assert "alice" in json.dumps(reply["result"])
+
+
+async def test_unknown_method_is_a_jsonrpc_error(transport):
+    await transport.initialize()
+    reply = await transport.request("no/such/method")
+    assert reply["error"]["code"] == -32601
+
+
+async def test_ping(transport):
+    await transport.initialize()
+    assert (await transport.request("ping"))["result"] == {}
+
+
+async def test_another_users_token_cannot_use_the_session(transport, app, other_token):
+    """The template this replaces let any token drive any session; here it does not exist for them."""
+    await transport.initialize()
+    message = json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}).encode()
+    if isinstance(transport, StreamableHTTPClient):
+        headers = transport.headers(authorization=f"Bearer {other_token}")
+        result = await http(app, "POST", "/mcp", message, headers)
+    else:
+        headers = {"authorization": f"Bearer {other_token}", "content-type": "application/json"}
+        result = await http(app, "POST", transport.endpoint, message, headers)
+    assert result.status == 404
+    # The owner still can.
+    assert "result" in await transport.request("tools/list")
+
+
+# -- Streamable HTTP: answers to bad input ----------------------------------------------
+@pytest.fixture
+async def shttp(app, token):
+    client = StreamableHTTPClient(app, token)
+    yield client
+    await client.close()
+
+
+async def test_missing_accept_json_is_406(shttp):
+    assert (await shttp.post(initialize_message(), accept="text/event-stream")).status == 406
+
+
+async def test_wrong_content_type_is_415(shttp):
+    assert (await shttp.post(initialize_message(), **{"content-type": "text/plain"})).status == 415
+
+
+async def test_malformed_json_is_parse_error(app, shttp):
+    result = await http(app, "POST", "/mcp", b"{not json", shttp.headers())
+    assert result.status == 400
+    assert result.json()["error"]["code"] == -32700
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', b"42", b'{"jsonrpc":"1.0","id":1,"method":"ping"}', b'{"id":1}'],
+)
+async def test_invalid_jsonrpc_is_invalid_request(app, shttp, body):
+    result = await http(app, "POST", "/mcp", body, shttp.headers())
+    assert result.status == 400
+    assert result.json()["error"]["code"] == -32600
+
+
+async def test_huge_body_is_413(app, shttp, settings):
+    settings.MCP_MAX_BODY_BYTES = 2048
+    result = await http(app, "POST", "/mcp", b"x" * 4096, shttp.headers())
+    assert result.status == 413
+
+
+async def test_initialize_creates_a_session_and_sets_its_id(shttp):
+    reply = await shttp.initialize()
+    assert reply["result"]["protocolVersion"] == "2025-11-25"
+    assert len(shttp.session_id) >= 32
+
+
+async def test_missing_session_id_is_400(shttp):
+    result = await shttp.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert result.status == 400
+
+
+async def test_unknown_session_is_404(shttp):
+    shttp.session_id = "no-such-session"
+    result = await shttp.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert result.status == 404
+    shttp.session_id = None
+
+
+async def test_unsupported_protocol_version_is_400(shttp):
+    await shttp.initialize()
+    result = await shttp.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, **{"mcp-protocol-version": "1999-01-01"})
+    assert result.status == 400
+
+
+async def test_notifications_get_202(shttp):
+    await shttp.initialize()
+    assert (await shttp.post({"jsonrpc": "2.0", "method": "notifications/initialized"})).status == 202
+
+
+async def test_delete_ends_the_session(app, shttp):
+    await shttp.initialize()
+    assert (await http(app, "DELETE", "/mcp", headers=shttp.headers())).status == 200
+    assert (await shttp.post({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})).status == 404
+    shttp.session_id = None
+
+
+async def test_server_discover_gets_an_error_so_clients_fall_back(shttp):
+    result = await shttp.post({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}})
+    assert result.json()["error"]["code"] == -32601
+
+
+async def test_other_methods_are_405(app, shttp):
+    result = await http(app, "PUT", "/mcp", b"", shttp.headers())
+    assert result.status == 405
+    assert result.headers["allow"] == "GET, POST, DELETE"
+
+
+async def test_a_second_get_stream_is_409(app, shttp):
+    await shttp.initialize()
+    first = await open_get_stream(app, "/mcp", shttp.headers(accept="text/event-stream"))
+    second = await http(app, "GET", "/mcp", headers=shttp.headers(accept="text/event-stream"))
+    assert second.status == 409
+    await close_stream(first)
+
+
+# -- legacy SSE ----------------------------------------------------------------------
+async def test_sse_first_event_names_the_messages_endpoint(app, token):
+    client = LegacySSEClient(app, token)
+    await client.open()
+    assert client.endpoint.startswith("/messages?sessionId=")
+    await client.close()
+
+
+async def test_sse_disconnect_frees_the_session(app, token):
+    client = LegacySSEClient(app, token)
+    await client.initialize()
+    session_id = client.session_id
+    await client.close()
+    assert not registry.host.owns(session_id)
+
+
+async def test_messages_for_unknown_session_is_404(app, token):
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    result = await http(app, "POST", "/messages?sessionId=nope", b'{"jsonrpc":"2.0","method":"x"}', headers)
+    assert result.status == 404
+    result = await http(app, "POST", "/messages", b'{"jsonrpc":"2.0","method":"x"}', headers)
+    assert result.status == 400
+
+
+async def test_sse_idle_stream_gets_comment_pings(app, token, settings):
+    settings.MCP_SSE_PING_SECONDS = 1
+    client = LegacySSEClient(app, token)
+    await client.open()
+    while b": ping" not in client._buffer:
+        client._buffer += (await client._stream.receive_output(5)).get("body", b"")
+    await client.close()
+
+
+# -- a session owned by another worker -------------------------------------------------
+async def test_requests_reaching_another_worker_are_forwarded_to_the_owner(app, token, other_token, monkeypatch):
+    """Worker 1 creates the session; worker 2 (same channel layer and cache) gets the later
+    requests and forwards them over the channel layer; the replies come back the same way."""
+    client = StreamableHTTPClient(app, token)
+    await client.initialize()
+    owner = registry.host
+    assert owner.owns(client.session_id)
+    monkeypatch.setattr(registry, "host", registry.SessionHost())  # from here on requests land on worker 2
+
+    reply = await client.request("tools/call", {"name": "multiply", "arguments": {"a": 6, "b": 7}})
+    assert reply["result"]["structuredContent"] == {"result": 42}
+    assert (await client.post({"jsonrpc": "2.0", "method": "notifications/initialized"})).status == 202
+    assert "alice" in json.dumps(await client.request("tools/call", {"name": "whoami", "arguments": {}}))
+
+    # Another user's token finds nothing, here or there.
+    foreign = await http(app, "POST", "/mcp", b'{"jsonrpc":"2.0","id":99,"method":"ping"}',
+                         client.headers(authorization=f"Bearer {other_token}"))
+    assert foreign.status == 404
+
+    # DELETE travels to the owner too; afterwards the session is gone everywhere.
+    assert (await http(app, "DELETE", "/mcp", headers=client.headers())).status == 200
+    assert not owner.owns(client.session_id)
+    assert (await client.post({"jsonrpc": "2.0", "id": 100, "method": "ping"})).status == 404
+    client.session_id = None
+
+
+async def test_standalone_stream_through_another_worker(app, token, monkeypatch):
+    client = StreamableHTTPClient(app, token)
+    await client.initialize()
+    monkeypatch.setattr(registry, "host", registry.SessionHost())
+    stream = await open_get_stream(app, "/mcp", client.headers(accept="text/event-stream"))
+    second = await http(app, "GET", "/mcp", headers=client.headers(accept="text/event-stream"))
+    assert second.status == 409  # the owner knows its stream is taken
+    await close_stream(stream)
+    await client.close()
