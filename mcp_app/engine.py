@@ -24,7 +24,11 @@ def build_server() -> MCPServer:
 
 
 @cache
+def get_mcp_server() -> MCPServer:
+    return build_server()
+
+
 def get_server() -> Server:
     # MCPServer keeps its low-level server private; the SDK's own in-memory
     # transport drives it the same way.
-    return build_server()._lowlevel_server
+    return get_mcp_server()._lowlevel_server

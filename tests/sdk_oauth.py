@@ -75,9 +75,14 @@ def redirect_query(location: str) -> dict[str, str]:
 
 
 def oauth_provider(
-    server: LiveServer, browser: HeadlessBrowser, *, decision: str = "allow", storage: MemoryTokenStorage | None = None
+    server: LiveServer,
+    browser: HeadlessBrowser,
+    *,
+    decision: str = "allow",
+    storage: MemoryTokenStorage | None = None,
+    path: str = MCP_PATH,
 ) -> OAuthClientProvider:
-    """An OAuthClientProvider for `server`'s MCP endpoint, registering as a public native client."""
+    """An OAuthClientProvider for `server`'s MCP endpoint at `path`, registering as a public native client."""
     locations: list[str] = []
 
     async def redirect_handler(authorization_url: str) -> None:
@@ -96,7 +101,7 @@ def oauth_provider(
         token_endpoint_auth_method="none",  # a native app holds no secret (RFC 8252 §8.4)
     )
     return OAuthClientProvider(
-        server_url=server.url + MCP_PATH,
+        server_url=server.url + path,
         client_metadata=metadata,
         storage=storage if storage is not None else MemoryTokenStorage(),
         redirect_handler=redirect_handler,

@@ -284,3 +284,57 @@ async def test_standalone_stream_through_another_worker(app, token, monkeypatch)
     assert second.status == 409  # the owner knows its stream is taken
     await close_stream(stream)
     await client.close()
+
+
+# -- many sessions, one process ----------------------------------------------------------
+@pytest.fixture
+def blocking_tool():
+    """A tool that waits until the test releases it: a stand-in for a slow tool, with no sleeps."""
+    import asyncio
+
+    from mcp_app.engine import get_mcp_server
+
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def wait_for_release() -> str:
+        started.set()
+        await release.wait()
+        return "released"
+
+    server = get_mcp_server()
+    server.add_tool(wait_for_release, name="test_wait_for_release")
+    yield started, release
+    server.remove_tool("test_wait_for_release")
+
+
+async def test_a_slow_tool_blocks_neither_other_sessions_nor_its_own(app, token, blocking_tool):
+    import asyncio
+
+    started, release = blocking_tool
+    slow_client, other_client = StreamableHTTPClient(app, token), StreamableHTTPClient(app, token)
+    await slow_client.initialize()
+    await other_client.initialize()
+    slow = asyncio.ensure_future(slow_client.request("tools/call", {"name": "test_wait_for_release", "arguments": {}}))
+    await asyncio.wait_for(started.wait(), 10)
+    # While the slow call is running: another session, and the same session, are served.
+    assert (await other_client.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}}))["result"]["structuredContent"] == {"result": 2}
+    assert (await slow_client.request("ping"))["result"] == {}
+    assert not slow.done()
+    release.set()
+    reply = await asyncio.wait_for(slow, 10)
+    assert reply["result"]["structuredContent"] == {"result": "released"}
+    await slow_client.close()
+    await other_client.close()
+
+
+async def test_idle_sessions_expire(app, token, settings, worker):
+    import asyncio
+
+    settings.MCP_SESSION_IDLE_SECONDS = 1
+    client = StreamableHTTPClient(app, token)
+    await client.initialize()
+    session = worker._sessions[client.session_id]
+    await asyncio.wait_for(session.closed.wait(), 10)
+    assert not worker.owns(client.session_id)
+    assert (await client.post({"jsonrpc": "2.0", "id": 7, "method": "ping"})).status == 404
+    client.session_id = None

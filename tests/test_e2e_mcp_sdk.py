@@ -1,0 +1,45 @@
+"""The `mcp` SDK's own client, with the full OAuth flow, against a real daphne
+process: over Streamable HTTP (`/mcp`) and over legacy HTTP+SSE (`/sse`)."""
+
+import json
+
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.browser import HeadlessBrowser
+from tests.sdk_oauth import MemoryTokenStorage, mcp_http_client, oauth_provider
+
+pytestmark = [pytest.mark.live, pytest.mark.anyio]
+
+
+async def _exercise(client: Client, username: str) -> None:
+    tools = {tool.name for tool in (await client.list_tools()).tools}
+    assert {"add", "divide", "calculate", "whoami"} <= tools
+    added = await client.call_tool("add", {"a": 2, "b": 40})
+    assert added.structured_content == {"result": 42}
+    failed = await client.call_tool("divide", {"a": 1, "b": 0})
+    assert failed.is_error
+    who = await client.call_tool("whoami", {})
+    assert username in json.dumps(who.structured_content)
+
+
+async def test_streamable_http_with_oauth(live_server):
+    async with HeadlessBrowser(live_server.username, live_server.password) as browser:
+        provider = oauth_provider(live_server, browser, path="/mcp")
+        async with mcp_http_client(live_server, provider, stand_in=False) as http:
+            async with Client(streamable_http_client(live_server.url + "/mcp", http_client=http)) as client:
+                # The client probes server/discover first, gets an error, and falls back to initialize.
+                assert client.protocol_version == "2025-11-25"
+                await _exercise(client, live_server.username)
+    assert browser.visited, "the OAuth flow ran"
+
+
+async def test_legacy_sse_with_oauth(live_server):
+    async with HeadlessBrowser(live_server.username, live_server.password) as browser:
+        provider = oauth_provider(live_server, browser, path="/sse", storage=MemoryTokenStorage())
+        async with Client(sse_client(live_server.url + "/sse", auth=provider)) as client:
+            assert client.protocol_version in {"2025-11-25", "2024-11-05"}  # discover probe refused, fell back
+            await _exercise(client, live_server.username)
+    assert browser.visited, "the OAuth flow ran"
