@@ -3,28 +3,17 @@
     async with HeadlessBrowser(server.username, server.password) as browser:
         provider = oauth_provider(server, browser)
         async with mcp_http_client(server, provider) as http:
-            response = await http.get(server.url + "/mcp")   # 401 -> the whole OAuth flow -> retried
+            response = await initialize(http, server)   # 401 -> the whole OAuth flow -> retried
 
 `oauth_provider` wires the SDK's OAuthClientProvider to the headless browser:
 its redirect handler lets the browser log in and consent, its callback handler
 reads code/state/iss from the redirect the browser stopped at.
-
-`McpStandIn` exists only because /mcp is not built yet: the provider starts its
-flow on a 401 from the MCP endpoint (a 404 just comes back to the caller, no
-flow), so the stand-in plays that endpoint at the transport level, challenging
-with the real server's resource metadata URL. Discovery, registration,
-authorization and token requests all go to the real server. When /mcp exists,
-call `mcp_http_client(server, provider, stand_in=False)`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
@@ -153,56 +142,22 @@ class ExchangeLog:
         return [e for e in self.exchanges if e.method == method and e.path == path]
 
 
-def _sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-class McpStandIn(httpx2.AsyncBaseTransport):
-    """Plays the protected MCP endpoint until /mcp exists; forwards everything else.
-
-    Without a bearer token it answers 401 with the RFC 9728 challenge. With one,
-    it does what the resource server will do: looks the token up in the server's
-    database (by SHA-256, as DOT stores it) and accepts it if unexpired and
-    issued for this server (RFC 8707 `resource`).
-    """
-
-    def __init__(self, server: LiveServer, path: str = MCP_PATH):
-        self._server = server
-        self._path = path
-        self._inner = httpx2.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        if request.url.path != self._path:
-            return await self._inner.handle_async_request(request)
-        challenge = f'Bearer resource_metadata="{self._server.url}/.well-known/oauth-protected-resource"'
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return httpx2.Response(401, headers={"WWW-Authenticate": challenge})
-        if not self._token_is_valid(token):
-            return httpx2.Response(401, headers={"WWW-Authenticate": challenge + ', error="invalid_token"'})
-        return httpx2.Response(200, json={"stand_in": True})
-
-    def _token_is_valid(self, token: str) -> bool:
-        with closing(sqlite3.connect(f"file:{self._server.database}?mode=ro", uri=True)) as db:
-            row = db.execute(
-                "SELECT expires, resource FROM oauth2_provider_accesstoken WHERE token_checksum = ?", (_sha256(token),)
-            ).fetchone()
-        if row is None:
-            return False
-        expires = datetime.fromisoformat(row[0]).replace(tzinfo=timezone.utc)  # Django stores UTC, naive
-        return expires > datetime.now(timezone.utc) and self._server.url in json.loads(row[1] or "[]")
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+async def initialize(http: httpx2.AsyncClient, server: LiveServer) -> httpx2.Response:
+    """POST an MCP initialize to the server's /mcp: the first request of every Streamable HTTP client."""
+    message = {
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}},
+    }
+    headers = {"accept": "application/json, text/event-stream"}
+    return await http.post(server.url + MCP_PATH, json=message, headers=headers)
 
 
 def mcp_http_client(
-    server: LiveServer, provider: OAuthClientProvider, *, log: ExchangeLog | None = None, stand_in: bool = True
+    server: LiveServer, provider: OAuthClientProvider, *, log: ExchangeLog | None = None
 ) -> httpx2.AsyncClient:
     """An httpx2 client authenticated by `provider`, optionally recording into `log`."""
     return httpx2.AsyncClient(
         auth=provider,
-        transport=McpStandIn(server) if stand_in else None,
         event_hooks=log.hooks if log is not None else None,
         timeout=httpx2.Timeout(30.0, read=300.0),  # the SDK's defaults: SSE streams idle between events
         trust_env=False,  # loopback only: never through a proxy from the environment

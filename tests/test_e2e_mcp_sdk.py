@@ -28,7 +28,7 @@ async def _exercise(client: Client, username: str) -> None:
 async def test_streamable_http_with_oauth(live_server):
     async with HeadlessBrowser(live_server.username, live_server.password) as browser:
         provider = oauth_provider(live_server, browser, path="/mcp")
-        async with mcp_http_client(live_server, provider, stand_in=False) as http:
+        async with mcp_http_client(live_server, provider) as http:
             async with Client(streamable_http_client(live_server.url + "/mcp", http_client=http)) as client:
                 # The client probes server/discover first, gets an error, and falls back to initialize.
                 assert client.protocol_version == "2025-11-25"

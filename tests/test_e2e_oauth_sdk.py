@@ -3,15 +3,8 @@
 The SDK's OAuthClientProvider does discovery (RFC 9728 then RFC 8414), dynamic
 registration (RFC 7591), the authorization request with PKCE and `resource`,
 the code exchange and the refresh, exactly as an MCP client would; a headless
-browser logs in and answers the consent page in between.
-
-How the flow is started while /mcp does not exist yet: the provider only runs
-its flow when the MCP endpoint answers 401 (a 404 is handed back to the caller
-untouched), so `tests.sdk_oauth.McpStandIn` answers for `<server>/mcp` at the
-transport level: 401 with `resource_metadata` pointing at the real server's
-metadata, then 200 once the bearer token is one the server's database holds for
-this resource. Every OAuth request goes to the real server. When /mcp exists,
-pass `stand_in=False` to `mcp_http_client` and expect the real endpoint's answers.
+browser logs in and answers the consent page in between. The flow starts the
+way it does for every client: an MCP initialize to /mcp answered 401.
 """
 
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +19,7 @@ from tests.sdk_oauth import (
     AuthorizationDenied,
     ExchangeLog,
     MemoryTokenStorage,
+    initialize,
     mcp_http_client,
     oauth_provider,
 )
@@ -33,12 +27,12 @@ from tests.sdk_oauth import (
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
 
 FLOW = [
-    ("GET", "/mcp", 401),
+    ("POST", "/mcp", 401),
     ("GET", "/.well-known/oauth-protected-resource", 200),
     ("GET", "/.well-known/oauth-authorization-server", 200),
     ("POST", "/register", 201),
     ("POST", "/token", 200),
-    ("GET", "/mcp", 200),  # the original request, retried with the new token
+    ("POST", "/mcp", 200),  # the original request, retried with the new token
 ]
 
 
@@ -55,7 +49,7 @@ async def test_sdk_client_obtains_a_token(live_server):
     async with HeadlessBrowser(live_server.username, live_server.password) as browser:
         provider = oauth_provider(live_server, browser, storage=storage)
         async with mcp_http_client(live_server, provider, log=log) as http:
-            response = await http.get(live_server.url + "/mcp")
+            response = await initialize(http, live_server)
     assert response.status_code == 200, response.text
     assert steps(log) == FLOW
 
@@ -97,7 +91,7 @@ async def test_denied_consent_reaches_the_client_as_an_error(live_server):
         provider = oauth_provider(live_server, browser, decision="deny")
         async with mcp_http_client(live_server, provider, log=log) as http:
             with pytest.raises(AuthorizationDenied) as denied:
-                await http.get(live_server.url + "/mcp")
+                await initialize(http, live_server)
     query = denied.value.query
     assert query["error"] == "access_denied"
     assert query["state"] == query_of(browser.visited[0])["state"]
@@ -121,13 +115,13 @@ async def test_sdk_client_refreshes_and_the_old_refresh_token_is_dead(live_serve
     async with HeadlessBrowser(server.username, server.password) as browser:
         provider = oauth_provider(server, browser, storage=storage)
         async with mcp_http_client(server, provider, log=log) as http:
-            assert (await http.get(server.url + "/mcp")).status_code == 200
+            assert (await initialize(http, server)).status_code == 200
             first = storage.tokens
             assert first.expires_in == 1
             await wait_until_expired(provider)
-            response = await http.get(server.url + "/mcp")
+            response = await initialize(http, server)
     assert response.status_code == 200, response.text
-    assert steps(log) == FLOW + [("POST", "/token", 200), ("GET", "/mcp", 200)]
+    assert steps(log) == FLOW + [("POST", "/token", 200), ("POST", "/mcp", 200)]
 
     refresh = log.to("POST", "/token")[1]
     sent = refresh.form()
