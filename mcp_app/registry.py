@@ -12,6 +12,7 @@ OAuth client): to anyone else it does not exist (404).
 
 import asyncio
 import logging
+import time
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -24,6 +25,7 @@ from mcp_app.sessions import MCPSession, Transport
 log = logging.getLogger(__name__)
 
 _RECORD_PREFIX = "mcp:session:"
+RECORD_REFRESH_SECONDS = 60
 
 
 class TooManySessions(Exception):
@@ -48,7 +50,7 @@ class SessionHost:
         session = MCPSession(principal, transport, idle_seconds=settings.MCP_SESSION_IDLE_SECONDS, on_end=self.forget)
         self._sessions[session.id] = session
         session.start()
-        await self._publish(session)
+        await self.publish(session)
         return session
 
     def forget(self, session: MCPSession) -> None:
@@ -68,6 +70,8 @@ class SessionHost:
         if session is not None:
             if session.closed.is_set() or not session.principal.same_owner(principal):
                 return None
+            if time.monotonic() - session.published_at > RECORD_REFRESH_SECONDS:
+                await self.publish(session)
             return session
         record = await cache.aget(_record_key(session_id))
         if not record or record["owner"] == self._channel:
@@ -76,12 +80,17 @@ class SessionHost:
             return None
         return RemoteSession(session_id, principal, record["owner"], get_channel_layer())
 
-    async def _publish(self, session: MCPSession) -> None:
+    async def publish(self, session: MCPSession) -> None:
+        """Write the session's shared record: its owner, its principal, its protocol version
+        and when it was last used (refreshed as it is used, at most every RECORD_REFRESH_SECONDS)."""
+        session.published_at = time.monotonic()
         record = {
             "owner": await self.channel(),
             "user_id": session.principal.user_id,
             "client_id": session.principal.client_id,
             "transport": session.transport,
+            "protocol_version": session.protocol_version,
+            "last_activity": time.time(),
         }
         # Outlives idleness by a margin; the owner deletes it when the session ends.
         await cache.aset(_record_key(session.id), record, timeout=settings.MCP_SESSION_IDLE_SECONDS * 2)

@@ -48,6 +48,7 @@ class MCPSession:
         self.protocol_version: str | None = None
         self.idle_seconds = idle_seconds
         self.last_activity = time.monotonic()
+        self.published_at = 0.0  # when the registry last wrote this session's shared record
         self._activity = asyncio.Event()
         self._pending: dict[RequestId, asyncio.Queue] = {}
         self._standalone: asyncio.Queue | None = None

@@ -256,6 +256,12 @@ async def test_requests_reaching_another_worker_are_forwarded_to_the_owner(app, 
     await client.initialize()
     owner = registry.host
     assert owner.owns(client.session_id)
+    from django.core.cache import cache
+
+    record = await cache.aget("mcp:session:" + client.session_id)
+    assert record["owner"] == await owner.channel()
+    assert record["protocol_version"] == "2025-11-25"
+    assert record["last_activity"] > 0
     monkeypatch.setattr(registry, "host", registry.SessionHost())  # from here on requests land on worker 2
 
     reply = await client.request("tools/call", {"name": "multiply", "arguments": {"a": 6, "b": 7}})
@@ -338,3 +344,46 @@ async def test_idle_sessions_expire(app, token, settings, worker):
     assert not worker.owns(client.session_id)
     assert (await client.post({"jsonrpc": "2.0", "id": 7, "method": "ping"})).status == 404
     client.session_id = None
+
+
+@pytest.fixture
+def progress_tool():
+    from mcp.server.mcpserver import Context
+
+    from mcp_app.engine import get_mcp_server
+
+    async def count_to_three(ctx: Context) -> int:
+        for step in (1, 2):
+            await ctx.report_progress(step, 3, f"step {step}")
+        return 3
+
+    server = get_mcp_server()
+    server.add_tool(count_to_three, name="test_count_to_three")
+    yield
+    server.remove_tool("test_count_to_three")
+
+
+async def test_progress_turns_the_answer_into_an_event_stream(shttp, progress_tool):
+    """Something sent about a request before its answer: the POST is answered as text/event-stream."""
+    await shttp.initialize()
+    call = {"jsonrpc": "2.0", "id": 42, "method": "tools/call",
+            "params": {"name": "test_count_to_three", "arguments": {}, "_meta": {"progressToken": "p1"}}}
+    result = await shttp.post(call)
+    assert result.status == 200
+    assert result.headers["content-type"].startswith("text/event-stream")
+    events = result.events()
+    assert [e["params"]["progress"] for e in events[:-1]] == [1, 2]
+    assert all(e["params"]["progressToken"] == "p1" for e in events[:-1])
+    assert events[-1]["id"] == 42 and events[-1]["result"]["structuredContent"] == {"result": 3}
+    # Without a progress token the same call is a plain JSON answer.
+    plain = await shttp.post({**call, "id": 43, "params": {"name": "test_count_to_three", "arguments": {}}})
+    assert plain.headers["content-type"] == "application/json"
+
+
+async def test_progress_over_legacy_sse_precedes_the_reply(app, token, progress_tool):
+    client = LegacySSEClient(app, token)
+    await client.initialize()
+    reply = await client.request("tools/call", {"name": "test_count_to_three", "arguments": {}, "_meta": {"progressToken": 7}})
+    assert [n["params"]["progress"] for n in client.pending] == [1, 2]
+    assert reply["result"]["structuredContent"] == {"result": 3}
+    await client.close()

@@ -105,6 +105,7 @@ class StreamableHTTPConsumer(MCPEndpoint):
         reply = await self._request(session, message)
         if isinstance(reply, jsonrpc.JSONRPCResponse):
             session.protocol_version = reply.result.get("protocolVersion")
+            await registry.host.publish(session)
         else:
             await session.close()
 
