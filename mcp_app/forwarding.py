@@ -17,6 +17,7 @@ from datetime import datetime
 from channels.exceptions import ChannelFull
 
 from mcp_app import jsonrpc
+from mcp_app.event_log import Event, UnknownEventId
 from mcp_app.principal import Principal, RequestInfo
 from mcp_app.sessions import MCPSession, SessionClosed
 
@@ -24,14 +25,15 @@ log = logging.getLogger(__name__)
 
 # Event types between workers (Channels maps "mcp.deliver" to a handler name, hence the dots).
 DELIVER = "mcp.deliver"  # a message for the session; relay the answer if it is a request
-STREAM = "mcp.stream"  # open the session's standalone stream and relay it
+STREAM = "mcp.stream"  # open a GET stream (standalone, or resumed from Last-Event-ID) and relay it
 CLOSE = "mcp.close"  # end the session
 STOP = "mcp.stop"  # the remote client left: stop relaying to its reply channel
-OUTBOUND = "mcp.outbound"  # owner -> remote: one message from the engine
+OUTBOUND = "mcp.outbound"  # owner -> remote: one event (id and message) from the engine
 ACCEPTED = "mcp.accepted"
 GONE = "mcp.gone"  # no such session (or not yours)
 CONFLICT = "mcp.conflict"  # the standalone stream is already open
 DUPLICATE = "mcp.duplicate"  # that request id is already in flight
+UNKNOWN_EVENT = "mcp.unknown_event"  # a Last-Event-ID this session never issued
 
 # How long a worker waits for the owner to acknowledge; the owner answers at once when alive.
 ACK_TIMEOUT_SECONDS = 10
@@ -72,10 +74,10 @@ def principal_from_wire(data: dict) -> Principal:
 class RemoteSession:
     """A session owned by another worker, seen from this one (for one HTTP request)."""
 
-    def __init__(self, session_id: str, principal: Principal, owner_channel: str, layer):
+    def __init__(self, session_id: str, principal: Principal, owner_channel: str, layer, protocol_version=None):
         self.id = session_id
         self.principal = principal
-        self.protocol_version = None
+        self.protocol_version = protocol_version
         self.closed = asyncio.Event()
         self._owner = owner_channel
         self._layer = layer
@@ -92,20 +94,19 @@ class RemoteSession:
         except ChannelFull:
             raise WorkerUnavailable(self._owner) from None
 
-    async def _acknowledgement(self) -> str:
+    async def _acknowledgement(self) -> dict:
         try:
-            event = await asyncio.wait_for(self._layer.receive(self._reply_channel), ACK_TIMEOUT_SECONDS)
+            return await asyncio.wait_for(self._layer.receive(self._reply_channel), ACK_TIMEOUT_SECONDS)
         except TimeoutError:
             raise WorkerUnavailable(self._owner) from None
-        return event["type"]
 
     def _read_into(self, queue: asyncio.Queue) -> None:
         async def read() -> None:
             while True:
                 event = await self._layer.receive(self._reply_channel)
                 if event["type"] == OUTBOUND:
-                    queue.put_nowait(jsonrpc.parse_message(event["message"].encode()))
-                else:  # GONE: the session ended on its owner
+                    queue.put_nowait(Event(event["event_id"], jsonrpc.parse_message(event["message"].encode())))
+                else:  # GONE: the session (or the replayed stream) ended on its owner
                     self.closed.set()
                     queue.put_nowait(None)
                     return
@@ -120,7 +121,7 @@ class RemoteSession:
     async def deliver(self, message, info: RequestInfo, *, can_send_request: bool = True) -> None:
         await self._send({"type": DELIVER, "message": jsonrpc.serialize(message).decode(), "headers": info.headers,
                           "can_send_request": can_send_request})
-        answer = await self._acknowledgement()
+        answer = (await self._acknowledgement())["type"]
         if answer == GONE:
             raise SessionClosed(self.id)
         if answer == DUPLICATE:
@@ -131,16 +132,18 @@ class RemoteSession:
     def forget_request(self, request_id) -> None:
         self._stop_relay()
 
-    async def open_stream(self) -> asyncio.Queue | None:
-        await self._send({"type": STREAM})
+    async def open_stream(self, last_event_id: str | None = None) -> tuple[asyncio.Queue, str | None] | None:
+        await self._send({"type": STREAM, "last_event_id": last_event_id})
         answer = await self._acknowledgement()
-        if answer == GONE:
+        if answer["type"] == GONE:
             raise SessionClosed(self.id)
-        if answer == CONFLICT:
+        if answer["type"] == UNKNOWN_EVENT:
+            raise UnknownEventId(last_event_id)
+        if answer["type"] == CONFLICT:
             return None
         queue: asyncio.Queue = asyncio.Queue()
         self._read_into(queue)
-        return queue
+        return queue, answer.get("priming_id")
 
     async def close_stream(self, queue: asyncio.Queue) -> None:
         self._stop_relay()
@@ -188,12 +191,17 @@ async def serve_forwarded(event: dict, session: MCPSession | None, layer, relays
     elif event["type"] == DELIVER:
         await _deliver(event, session, reply, relays, reply_to)
     elif event["type"] == STREAM:
-        queue = await session.open_stream()
-        if queue is None:
+        try:
+            opened = await session.open_stream(event.get("last_event_id"))
+        except UnknownEventId:
+            await reply({"type": UNKNOWN_EVENT})
+            return
+        if opened is None:
             await reply({"type": CONFLICT})
             return
-        await reply({"type": ACCEPTED})
-        await _relay(queue, reply, relays, reply_to, on_end=lambda: session.close_stream(queue))
+        queue, priming_id = opened
+        await reply({"type": ACCEPTED, "priming_id": priming_id})
+        await _relay(queue, reply, relays, reply_to, stop_at_reply=False, on_end=lambda: session.close_stream(queue))
 
 
 async def _deliver(event, session: MCPSession, reply, relays, reply_to) -> None:
@@ -214,19 +222,20 @@ async def _deliver(event, session: MCPSession, reply, relays, reply_to) -> None:
         async def forget():
             session.forget_request(request_id)
 
-        await _relay(queue, reply, relays, reply_to, until_reply_to=request_id, on_end=forget)
+        await _relay(queue, reply, relays, reply_to, stop_at_reply=True, on_end=forget)
 
 
-async def _relay(queue: asyncio.Queue, reply, relays: dict, reply_to: str, *, until_reply_to=None, on_end) -> None:
+async def _relay(queue: asyncio.Queue, reply, relays: dict, reply_to: str, *, stop_at_reply: bool, on_end) -> None:
     async def pump() -> None:
         while True:
-            item = await queue.get()
-            if item is None:
+            event = await queue.get()
+            if event is None:
                 await reply({"type": GONE})
                 return
-            if not await reply({"type": OUTBOUND, "message": jsonrpc.serialize(item).decode()}):
+            payload = {"type": OUTBOUND, "event_id": event.id, "message": jsonrpc.serialize(event.message).decode()}
+            if not await reply(payload):
                 return
-            if until_reply_to is not None and jsonrpc.is_reply(item) and item.id == until_reply_to:
+            if stop_at_reply and jsonrpc.is_reply(event.message):
                 return
 
     task = asyncio.get_running_loop().create_task(pump())

@@ -55,3 +55,10 @@ def sse_event(data: bytes, event: str | None = None, event_id: str | None = None
 
 
 SSE_PING = b": ping\n\n"
+# Resumability (and its priming event) came with this protocol version.
+RESUMABLE_SINCE = "2025-11-25"
+
+
+def sse_priming(event_id: str, retry_ms: int) -> bytes:
+    """The empty first event of 2025-11-25: gives the client an id to resume from, and how soon to retry."""
+    return f"id: {event_id}\ndata: \nretry: {retry_ms}\n\n".encode()

@@ -47,7 +47,13 @@ class SessionHost:
     async def create(self, principal: Principal, transport: Transport) -> MCPSession:
         if len(self._sessions) >= settings.MCP_MAX_SESSIONS:
             raise TooManySessions(len(self._sessions))
-        session = MCPSession(principal, transport, idle_seconds=settings.MCP_SESSION_IDLE_SECONDS, on_end=self.forget)
+        session = MCPSession(
+            principal,
+            transport,
+            idle_seconds=settings.MCP_SESSION_IDLE_SECONDS,
+            on_end=self.forget,
+            event_capacity=settings.MCP_EVENT_LOG_SIZE,
+        )
         self._sessions[session.id] = session
         session.start()
         await self.publish(session)
@@ -78,7 +84,7 @@ class SessionHost:
             return None
         if (record["user_id"], record["client_id"]) != (principal.user_id, principal.client_id):
             return None
-        return RemoteSession(session_id, principal, record["owner"], get_channel_layer())
+        return RemoteSession(session_id, principal, record["owner"], get_channel_layer(), record.get("protocol_version"))
 
     async def publish(self, session: MCPSession) -> None:
         """Write the session's shared record: its owner, its principal, its protocol version

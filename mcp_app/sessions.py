@@ -2,14 +2,18 @@
 
 A session wraps the `mcp` SDK's handshake-era loop (`serve_loop`) over a pair
 of in-memory streams. The transports put inbound JSON-RPC messages in; a
-router task takes the engine's output and hands each message to whoever waits
-for it:
+router task takes the engine's output, records it as an event in the
+session's event log (for resumption) and hands it to whoever waits for it:
 
 - a reply (result or error) goes to the POST that carries its request id;
 - a message the engine sends *about* a request (progress, log, a
   server-to-client request such as elicitation) goes to that request's POST;
 - anything else goes to the session's standalone stream (`GET /mcp`, or the
-  one `/sse` stream of the legacy transport), and is dropped when none is open.
+  one `/sse` stream of the legacy transport).
+
+A POST whose client went away leaves its request *detached*: the engine goes
+on, its events are still logged, and a `GET` with `Last-Event-ID` picks the
+stream up again.
 
 Nothing here imports Channels: the consumers drive it, and tests can too.
 """
@@ -27,6 +31,7 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import JSONRPCError, JSONRPCMessage, JSONRPCResponse, RequestId
 
 from mcp_app.engine import get_server
+from mcp_app.event_log import STANDALONE, EventLog, UnknownEventId
 from mcp_app.principal import Principal, RequestInfo
 
 log = logging.getLogger(__name__)
@@ -40,8 +45,18 @@ class SessionClosed(Exception):
     """The session ended while a transport was waiting on it."""
 
 
+class _Pending:
+    """A request in flight: the stream its events belong to and the queue of the POST waiting, if any."""
+
+    __slots__ = ("stream", "queue")
+
+    def __init__(self, stream: str, queue: asyncio.Queue | None):
+        self.stream = stream
+        self.queue = queue
+
+
 class MCPSession:
-    def __init__(self, principal: Principal, transport: Transport, idle_seconds: float, on_end=None):
+    def __init__(self, principal: Principal, transport: Transport, idle_seconds: float, on_end=None, event_capacity: int = 1000):
         self.id = secrets.token_urlsafe(32)  # unguessable: it is a capability next to the token
         self.principal = principal
         self.transport = transport
@@ -50,8 +65,10 @@ class MCPSession:
         self.last_activity = time.monotonic()
         self.published_at = 0.0  # when the registry last wrote this session's shared record
         self._activity = asyncio.Event()
-        self._pending: dict[RequestId, asyncio.Queue] = {}
+        self._pending: dict[RequestId, _Pending] = {}
+        self._request_streams = 0
         self._standalone: asyncio.Queue | None = None
+        self.events = EventLog(event_capacity)
         self._inbound_send, self._inbound_recv = create_context_streams[SessionMessage | Exception](_STREAM_BUFFER)
         self._outbound_send, self._outbound_recv = create_context_streams[SessionMessage](_STREAM_BUFFER)
         self.closed = asyncio.Event()
@@ -78,7 +95,7 @@ class MCPSession:
 
     def _finish(self) -> None:
         self.closed.set()
-        for queue in [*self._pending.values(), self._standalone]:
+        for queue in [*(pending.queue for pending in self._pending.values()), self._standalone]:
             if queue is not None:
                 queue.put_nowait(None)  # wakes every waiting transport: the session is gone
         self._pending.clear()
@@ -124,45 +141,83 @@ class MCPSession:
             raise SessionClosed(self.id) from None
 
     def expect_reply(self, request_id: RequestId) -> asyncio.Queue | None:
-        """A queue for everything about one request, or None if that id is already in flight."""
+        """A queue for the events of one request, or None if that id is already in flight."""
         if request_id in self._pending:
             return None
+        self._request_streams += 1
         queue: asyncio.Queue = asyncio.Queue()
-        self._pending[request_id] = queue
+        self._pending[request_id] = _Pending(f"r{self._request_streams}", queue)
         return queue
 
     def forget_request(self, request_id: RequestId) -> None:
-        self._pending.pop(request_id, None)
+        """The POST waiting for this request is done or gone; an unanswered request stays, detached."""
+        pending = self._pending.get(request_id)
+        if pending is not None:
+            pending.queue = None
         self.touch()
 
-    # -- the standalone stream ----------------------------------------------------
-    async def open_stream(self) -> asyncio.Queue | None:
-        """The server-to-client stream, or None when one is already open (409)."""
-        if self._standalone is not None or self.closed.is_set():
-            return None
-        self._standalone = asyncio.Queue()
+    # -- streams opened by GET ------------------------------------------------------
+    async def open_stream(self, last_event_id: str | None = None) -> tuple[asyncio.Queue, str | None] | None:
+        """A queue for a GET stream and the id of its priming event, or None when taken (409).
+
+        Without `last_event_id`: the standalone stream, from now on. With it:
+        the stream that event belongs to, replayed from after it, then live while
+        it lasts. Raises UnknownEventId for an id this session never issued.
+        """
+        if self.closed.is_set():
+            raise SessionClosed(self.id)
+        if last_event_id is None:
+            if self._standalone is not None:
+                return None
+            self._standalone = asyncio.Queue()
+            self.touch()
+            return self._standalone, self.events.priming_id(STANDALONE)
+        stream, missed = self.events.after(last_event_id)
+        queue: asyncio.Queue = asyncio.Queue()
+        for event in missed:
+            queue.put_nowait(event)
+        if stream == STANDALONE:
+            if self._standalone is not None:
+                return None
+            self._standalone = queue
+        else:
+            pending = next((p for p in self._pending.values() if p.stream == stream), None)
+            if pending is None:
+                if not stream.startswith("r") or not stream[1:].isdigit() or int(stream[1:]) > self._request_streams:
+                    raise UnknownEventId(last_event_id)
+                queue.put_nowait(None)  # that request was answered: the replay is all there is
+            elif pending.queue is not None:
+                return None  # its POST is still connected
+            else:
+                pending.queue = queue
         self.touch()
-        return self._standalone
+        return queue, None
 
     async def close_stream(self, queue: asyncio.Queue) -> None:
         if self._standalone is queue:
             self._standalone = None
-            self.touch()
+        for pending in self._pending.values():
+            if pending.queue is queue:
+                pending.queue = None
+        self.touch()
 
     # -- outbound ------------------------------------------------------------
     async def _route_outbound(self) -> None:
         async for session_message in self._outbound_recv:
             message = session_message.message
-            queue = None
-            if isinstance(message, (JSONRPCResponse, JSONRPCError)) and message.id is not None:
-                queue = self._pending.get(message.id)
-            elif isinstance(session_message.metadata, ServerMessageMetadata):
-                related = session_message.metadata.related_request_id
-                if related is not None:
-                    queue = self._pending.get(related)
-            if queue is None:
-                queue = self._standalone
-            if queue is None:
-                log.debug("MCP session %s: no open stream for %s; dropped", self.id[:8], type(message).__name__)
-                continue
-            queue.put_nowait(message)
+            is_reply = isinstance(message, (JSONRPCResponse, JSONRPCError))
+            request_id = message.id if is_reply else None
+            if request_id is None and isinstance(session_message.metadata, ServerMessageMetadata):
+                request_id = session_message.metadata.related_request_id
+            pending = self._pending.get(request_id) if request_id is not None else None
+            if pending is not None:
+                event = self.events.append(pending.stream, message)
+                if pending.queue is not None:
+                    pending.queue.put_nowait(event)
+                if is_reply:
+                    del self._pending[request_id]
+            else:
+                # Kept for a client that reconnects with Last-Event-ID even when no stream is open.
+                event = self.events.append(STANDALONE, message)
+                if self._standalone is not None:
+                    self._standalone.put_nowait(event)

@@ -37,6 +37,9 @@ MCP_MAX_BODY_BYTES = env_int("MCP_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024
 MCP_SESSION_IDLE_SECONDS = env_int("MCP_SESSION_IDLE_SECONDS", 1800, minimum=1)
 MCP_SSE_PING_SECONDS = env_int("MCP_SSE_PING_SECONDS", 20, minimum=1)
 MCP_MAX_SESSIONS = env_int("MCP_MAX_SESSIONS", 10000, minimum=1)
+# Resumability: SSE events kept per session for Last-Event-ID, and the reconnect delay clients are told.
+MCP_EVENT_LOG_SIZE = env_int("MCP_EVENT_LOG_SIZE", 1000, minimum=1)
+MCP_SSE_RETRY_MS = env_int("MCP_SSE_RETRY_MS", 1000, minimum=0)
 # Extra origins allowed to call the MCP endpoints from a browser (same-origin always passes).
 MCP_ALLOWED_ORIGINS = env_list("MCP_ALLOWED_ORIGINS", [])
 # The audit trail (mcp_app.audit) records each tool call's arguments, as JSON cut to this many characters.

@@ -8,49 +8,11 @@ input are tested per transport below.
 import json
 
 import pytest
-from django.test import Client
 
 from mcp_app import registry
 from tests.asgi_mcp import LegacySSEClient, StreamableHTTPClient, close_stream, http, initialize_message, open_get_stream
-from tests.oauth_helpers import full_flow
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def worker(monkeypatch):
-    """Each test is a fresh worker process: its own sessions and worker channel on this test's event loop."""
-    host = registry.SessionHost()
-    monkeypatch.setattr(registry, "host", host)
-    return host
-
-
-@pytest.fixture
-def app():
-    from mcpsite.asgi import application
-
-    return application
-
-
-def _token_for(user) -> str:
-    browser = Client()
-    browser.force_login(user)
-    return full_flow(browser)[1]["access_token"]
-
-
-@pytest.fixture
-def token(user):
-    return _token_for(user)
-
-
-@pytest.fixture
-def other_token(other_user):
-    return _token_for(other_user)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio, pytest.mark.usefixtures("worker")]
 
 
 @pytest.fixture(params=["streamable-http", "sse"])
@@ -123,13 +85,6 @@ async def test_another_users_token_cannot_use_the_session(transport, app, other_
 
 
 # -- Streamable HTTP: answers to bad input ----------------------------------------------
-@pytest.fixture
-async def shttp(app, token):
-    client = StreamableHTTPClient(app, token)
-    yield client
-    await client.close()
-
-
 async def test_missing_accept_json_is_406(shttp):
     assert (await shttp.post(initialize_message(), accept="text/event-stream")).status == 406
 

@@ -16,7 +16,8 @@ from django.conf import settings
 
 from mcp_app import jsonrpc
 from mcp_app.forwarding import DuplicateRequest, WorkerUnavailable
-from mcp_app.http import JSON, SSE_HEADERS, SSE_PING, header, is_json_content, sse_event
+from mcp_app.event_log import UnknownEventId
+from mcp_app.http import JSON, RESUMABLE_SINCE, SSE_HEADERS, SSE_PING, header, is_json_content, sse_event, sse_priming
 from mcp_app.principal import PRINCIPAL_SCOPE_KEY, Principal, RequestInfo
 from mcp_app.sessions import SessionClosed
 
@@ -113,8 +114,8 @@ class MCPEndpoint(AsyncConsumer):
     async def reach(self, action, request_id=None):
         """Await `action` on a session (local or on another worker) and return its
         result; UNREACHED after answering what went wrong: the session is gone
-        (404), the request id is taken (400), or the owning worker cannot be
-        reached (503)."""
+        (404), the request id is taken or the Last-Event-ID unknown (400), or
+        the owning worker cannot be reached (503)."""
         try:
             return await action
         except SessionClosed:
@@ -123,6 +124,8 @@ class MCPEndpoint(AsyncConsumer):
             await self.respond_error(400, jsonrpc.INVALID_REQUEST, f"Request id {request_id!r} is already in flight", request_id)
         except WorkerUnavailable:
             await self.respond_error(503, jsonrpc.INTERNAL_ERROR, "The worker that owns this session is unavailable", request_id)
+        except UnknownEventId:
+            await self.respond_error(400, jsonrpc.INVALID_REQUEST, "Unknown Last-Event-ID for this session", request_id)
         return UNREACHED
 
     # -- answers --------------------------------------------------------------
@@ -149,19 +152,26 @@ class MCPEndpoint(AsyncConsumer):
     async def end_stream(self) -> None:
         await self._send({"type": "http.response.body", "body": b""})
 
-    async def pump_events(self, queue: asyncio.Queue, *, until_reply_to=None) -> None:
-        """Write queued messages as SSE events, with comment pings while idle.
+    async def pump_events(self, queue: asyncio.Queue, *, stop_at_reply: bool, with_ids: bool = True) -> None:
+        """Write queued events as SSE, with comment pings while idle.
 
-        Returns when the session ends, or after the reply to `until_reply_to`.
+        Returns when the session (or a replayed stream) ends, or after the first
+        reply when `stop_at_reply` (a POST's stream ends with its answer).
         """
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), timeout=settings.MCP_SSE_PING_SECONDS)
+                event = await asyncio.wait_for(queue.get(), timeout=settings.MCP_SSE_PING_SECONDS)
             except TimeoutError:
                 await self.send_chunk(SSE_PING)
                 continue
-            if item is None:
+            if event is None:
                 return
-            await self.send_chunk(sse_event(jsonrpc.serialize(item), event="message"))
-            if until_reply_to is not None and jsonrpc.is_reply(item) and item.id == until_reply_to:
+            event_id = event.id if with_ids else None
+            await self.send_chunk(sse_event(jsonrpc.serialize(event.message), event="message", event_id=event_id))
+            if stop_at_reply and jsonrpc.is_reply(event.message):
                 return
+
+    async def prime(self, session, event_id: str) -> None:
+        """Send the priming event to clients of a protocol version that resumes streams."""
+        if (session.protocol_version or "") >= RESUMABLE_SINCE:
+            await self.send_chunk(sse_priming(event_id, settings.MCP_SSE_RETRY_MS))

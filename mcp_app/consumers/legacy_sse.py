@@ -29,12 +29,12 @@ class SSEConsumer(MCPEndpoint):
         except registry.TooManySessions:
             await self.respond_error(503, jsonrpc.INTERNAL_ERROR, "Too many open sessions; try again later")
             return
-        queue = await session.open_stream()
+        queue, _priming_id = await session.open_stream()  # the 2024-11-05 transport has no resumption
         try:
             await self.start_stream()
             endpoint = f"{self.scope.get('root_path', '')}{MESSAGES_PATH}?{SESSION_QUERY_PARAMETER}={session.id}"
             await self.send_chunk(sse_event(endpoint.encode(), event="endpoint"))
-            await self.pump_events(queue)
+            await self.pump_events(queue, stop_at_reply=False, with_ids=False)
             await self.end_stream()
         finally:
             # The stream is the session: when it goes, so does the session.

@@ -16,6 +16,7 @@ from mcp_app.consumers.base import UNREACHED, MCPEndpoint
 from mcp_app.http import (
     EVENT_STREAM,
     JSON,
+    LAST_EVENT_ID_HEADER,
     MCP_PROTOCOL_VERSION_HEADER,
     MCP_SESSION_ID_HEADER,
     SUPPORTED_PROTOCOL_VERSIONS,
@@ -121,18 +122,19 @@ class StreamableHTTPConsumer(MCPEndpoint):
             if await self.reach(delivered, message.id) is UNREACHED:
                 return None
             while True:
-                item = await queue.get()
-                if item is None:
+                event = await queue.get()
+                if event is None:
                     await self.respond_error(404, jsonrpc.SESSION_NOT_FOUND, "Session ended", message.id)
                     return None
-                if jsonrpc.is_reply(item):
-                    await self.respond(200, jsonrpc.serialize(item), headers=session_header)
-                    return item
+                if jsonrpc.is_reply(event.message):
+                    await self.respond(200, jsonrpc.serialize(event.message), headers=session_header)
+                    return event.message
                 if streaming:
                     # Something about this request came before its answer: switch to SSE.
                     await self.start_stream(headers=session_header)
-                    queue.put_nowait(item)
-                    await self.pump_events(queue, until_reply_to=message.id)
+                    await self.prime(session, f"{event.stream}.0")
+                    queue.put_nowait(event)
+                    await self.pump_events(queue, stop_at_reply=True)
                     await self.end_stream()
                     return None
                 # A JSON-only client cannot receive it; the answer still comes.
@@ -149,15 +151,19 @@ class StreamableHTTPConsumer(MCPEndpoint):
         session = await self._session()
         if session is None:
             return
-        queue = await self.reach(session.open_stream())
-        if queue is UNREACHED:
+        opened = await self.reach(session.open_stream(header(self.scope, LAST_EVENT_ID_HEADER)))
+        if opened is UNREACHED:
             return
-        if queue is None:
-            await self.respond_error(409, jsonrpc.INVALID_REQUEST, "Conflict: only one GET stream per session")
+        if opened is None:
+            await self.respond_error(409, jsonrpc.INVALID_REQUEST, "Conflict: that stream is already open")
             return
+        queue, priming_id = opened
         try:
             await self.start_stream(headers=[(MCP_SESSION_ID_HEADER, session.id)])
-            await self.pump_events(queue)
+            if priming_id is not None:
+                await self.prime(session, priming_id)
+            # The standalone stream never carries replies; a resumed request stream ends with its answer.
+            await self.pump_events(queue, stop_at_reply=True)
             await self.end_stream()
         finally:
             await session.close_stream(queue)
@@ -171,3 +177,4 @@ class StreamableHTTPConsumer(MCPEndpoint):
             return
         if await self.reach(session.close()) is not UNREACHED:
             await self.respond(200, content_type=None)
+
