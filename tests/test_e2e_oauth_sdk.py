@@ -26,6 +26,7 @@ from tests.sdk_oauth import (
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
 
+TOKEN_TTL = 3
 FLOW = [
     ("POST", "/mcp", 401),
     ("GET", "/.well-known/oauth-protected-resource", 200),
@@ -110,14 +111,15 @@ async def wait_until_expired(provider, timeout: float = 10.0) -> None:
 
 
 async def test_sdk_client_refreshes_and_the_old_refresh_token_is_dead(live_server_factory):
-    server = live_server_factory(MCP_ACCESS_TOKEN_TTL="1")
+    # Short enough to wait out, long enough that a loaded machine does not expire it before first use.
+    server = live_server_factory(MCP_ACCESS_TOKEN_TTL=str(TOKEN_TTL))
     log, storage = ExchangeLog(), MemoryTokenStorage()
     async with HeadlessBrowser(server.username, server.password) as browser:
         provider = oauth_provider(server, browser, storage=storage)
         async with mcp_http_client(server, provider, log=log) as http:
             assert (await initialize(http, server)).status_code == 200
             first = storage.tokens
-            assert first.expires_in == 1
+            assert first.expires_in == TOKEN_TTL
             await wait_until_expired(provider)
             response = await initialize(http, server)
     assert response.status_code == 200, response.text
@@ -130,7 +132,7 @@ async def test_sdk_client_refreshes_and_the_old_refresh_token_is_dead(live_serve
     assert sent["client_id"] == storage.client_info.client_id and "client_secret" not in sent
     assert sent["resource"].rstrip("/") == server.url
     renewed = refresh.response_json()
-    assert renewed["token_type"] == "Bearer" and renewed["scope"] == "mcp" and renewed["expires_in"] == 1
+    assert renewed["token_type"] == "Bearer" and renewed["scope"] == "mcp" and renewed["expires_in"] == TOKEN_TTL
     assert renewed["access_token"] != first.access_token
     assert renewed["refresh_token"] != first.refresh_token  # rotated
     assert storage.tokens.refresh_token == renewed["refresh_token"]
