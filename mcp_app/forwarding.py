@@ -119,8 +119,10 @@ class RemoteSession:
         return self._queue
 
     async def deliver(self, message, info: RequestInfo, *, can_send_request: bool = True) -> None:
+        # Relay the answer back only to a consumer that waits for it (Streamable HTTP); on the
+        # legacy transport it goes to the session's own SSE stream, held by the owner.
         await self._send({"type": DELIVER, "message": jsonrpc.serialize(message).decode(), "headers": info.headers,
-                          "can_send_request": can_send_request})
+                          "can_send_request": can_send_request, "relay_reply": self._queue is not None})
         answer = (await self._acknowledgement())["type"]
         if answer == GONE:
             raise SessionClosed(self.id)
@@ -207,7 +209,7 @@ async def serve_forwarded(event: dict, session: MCPSession | None, layer, relays
 async def _deliver(event, session: MCPSession, reply, relays, reply_to) -> None:
     message = jsonrpc.parse_message(event["message"].encode())
     info = RequestInfo(principal=session.principal, session_id=session.id, headers=event["headers"])
-    request_id = message.id if jsonrpc.is_request(message) else None
+    request_id = message.id if jsonrpc.is_request(message) and event["relay_reply"] else None
     queue = session.expect_reply(request_id) if request_id is not None else None
     if request_id is not None and queue is None:
         await reply({"type": DUPLICATE})

@@ -342,3 +342,12 @@ async def test_progress_over_legacy_sse_precedes_the_reply(app, token, progress_
     assert [n["params"]["progress"] for n in client.pending] == [1, 2]
     assert reply["result"]["structuredContent"] == {"result": 3}
     await client.close()
+
+
+async def test_legacy_sse_posts_landing_on_another_worker_answer_on_the_owners_stream(app, token, monkeypatch):
+    client = LegacySSEClient(app, token)
+    await client.initialize()  # the stream (and the session) live on worker 1
+    monkeypatch.setattr(registry, "host", registry.SessionHost())  # POST /messages now land on worker 2
+    reply = await client.request("tools/call", {"name": "add", "arguments": {"a": 20, "b": 22}})
+    assert reply["result"]["structuredContent"] == {"result": 42}
+    await client.close()
