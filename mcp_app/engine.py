@@ -1,8 +1,10 @@
 """The protocol engine: one `mcp` SDK server per process, with this project's
-tools and the audit middleware. Sessions drive its low-level server."""
+tools, the protocol features MCPServer leaves to its user, and the audit
+middleware. Sessions drive its low-level server."""
 
 from functools import cache
 
+from django.conf import settings
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
 
@@ -15,11 +17,26 @@ INSTRUCTIONS = (
 
 def build_server() -> MCPServer:
     from mcp_app.audit import install_audit
+    from mcp_app.completions import install_completions
+    from mcp_app.list_changed import install_list_changed
+    from mcp_app.logging_level import install_logging_level
+    from mcp_app.session_state import session_lifespan, track_sessions
+    from mcp_app.subscriptions import install_subscriptions
     from mcp_app.tools import register_tools
 
-    server = MCPServer(name=SERVER_NAME, instructions=INSTRUCTIONS)
+    # The lifespan is entered once per session: its value is that session's state.
+    server = MCPServer(name=SERVER_NAME, instructions=INSTRUCTIONS, lifespan=session_lifespan)
     register_tools(server)
+    track_sessions(server)
+    install_logging_level(server)
+    install_subscriptions(server)
+    install_list_changed(server)
+    completions = install_completions(server)
     install_audit(server)
+    if settings.MCP_CONFORMANCE_FIXTURES:
+        from mcp_app.conformance import register_conformance_fixtures
+
+        register_conformance_fixtures(server, completions)
     return server
 
 

@@ -48,6 +48,8 @@ MCP_AUDIT_ARGUMENT_CHARS = env_int("MCP_AUDIT_ARGUMENT_CHARS", 2000, minimum=1)
 # Seconds a validated bearer token is trusted without asking the database again;
 # a revoked token keeps working that long. 0: look every request up.
 MCP_TOKEN_CACHE_SECONDS = env_int("MCP_TOKEN_CACHE_SECONDS", 30, minimum=0)
+# The tools, resources and prompts the official MCP conformance suite calls (mcp_app/conformance.py); tests only.
+MCP_CONFORMANCE_FIXTURES = env_bool("MCP_CONFORMANCE_FIXTURES", False)
 
 
 def _development_secret_key() -> str:

@@ -1,0 +1,68 @@
+"""The official MCP conformance suite (`@modelcontextprotocol/conformance`, pinned
+in package.json) against a real daphne process, with authentication on.
+
+The server runs with its conformance fixtures (`MCP_CONFORMANCE_FIXTURES=1`).
+The suite cannot send an access token, so it talks to the server through
+`tests/auth_proxy.py`, which adds one; the token comes from the real OAuth
+flow (dynamic registration, login, consent, PKCE), run through that same proxy
+so it is bound to the origin the suite uses. Every scenario of the active
+suite must pass. The pending suite's results are printed, not asserted.
+"""
+
+import anyio
+import httpx2
+import pytest
+
+from tests.auth_proxy import AuthProxy
+from tests.browser import HeadlessBrowser
+from tests.conformance_suite import run_server_suite
+from tests.sdk_oauth import MemoryTokenStorage, initialize, mcp_http_client, oauth_provider
+
+pytestmark = pytest.mark.live
+
+OAUTH_TIMEOUT = 60.0  # seconds for discovery, registration, login, consent and the token exchange
+DELETE_TIMEOUT = 10.0
+
+
+async def _access_token(proxy: AuthProxy, username: str, password: str) -> str:
+    """An access token for the MCP endpoint as reached through `proxy`, by the SDK's own OAuth client."""
+    storage = MemoryTokenStorage()
+    with anyio.fail_after(OAUTH_TIMEOUT):
+        async with HeadlessBrowser(username, password) as browser:
+            # The proxy stands in for the server: its URL is the one the token must name.
+            provider = oauth_provider(proxy, browser, storage=storage)
+            async with mcp_http_client(proxy, provider) as http:
+                response = await initialize(http, proxy)
+    assert response.status_code == 200, response.text
+    return storage.tokens.access_token
+
+
+def _end_sessions(proxy: AuthProxy) -> None:
+    """DELETE every session opened through the proxy, as a client should when it is done.
+
+    The suite's client leaves its sessions open. A session that ran a plain
+    (non-async) function in the SDK's worker thread then keeps daphne from
+    exiting on SIGTERM: the idle worker thread only stops when its session does.
+    """
+    with httpx2.Client(timeout=DELETE_TIMEOUT, trust_env=False) as http:
+        for session_id in sorted(proxy.session_ids):
+            http.delete(proxy.url + "/mcp", headers={"mcp-session-id": session_id})
+
+
+def test_the_active_conformance_suite_passes(live_server_factory, tmp_path):
+    server = live_server_factory(MCP_CONFORMANCE_FIXTURES="1")
+    with AuthProxy(server.url) as proxy:
+        proxy.token = anyio.run(_access_token, proxy, server.username, server.password)
+        endpoint = proxy.url + "/mcp"
+        active = run_server_suite(endpoint, "active", tmp_path / "active")
+        pending = run_server_suite(endpoint, "pending", tmp_path / "pending")
+        _end_sessions(proxy)
+    print("\n" + active.report())
+    print("\n(not asserted) " + pending.report())
+    failed = active.failed()
+    assert not failed, (
+        f"{len(failed)} of {len(active.scenarios)} active conformance scenarios fail: "
+        + ", ".join(scenario.name for scenario in failed)
+        + "\n\n" + "\n".join(scenario.summary() for scenario in failed)
+        + f"\n\nsuite stderr:\n{active.stderr[-5000:]}"
+    )
