@@ -25,6 +25,14 @@ class Event:
         return self.id.rpartition(".")[0]
 
 
+@dataclass(frozen=True)
+class StreamClosed:
+    """Queued instead of an event when the server ends a stream early (SSE polling): the client
+    reconnects with Last-Event-ID after the priming event's `retry`."""
+
+    stream: str
+
+
 class UnknownEventId(ValueError):
     pass
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from channels.exceptions import ChannelFull
 
 from mcp_app import jsonrpc
-from mcp_app.event_log import Event, UnknownEventId
+from mcp_app.event_log import Event, StreamClosed, UnknownEventId
 from mcp_app.principal import Principal, RequestInfo
 from mcp_app.sessions import MCPSession, SessionClosed
 
@@ -34,6 +34,7 @@ GONE = "mcp.gone"  # no such session (or not yours)
 CONFLICT = "mcp.conflict"  # the standalone stream is already open
 DUPLICATE = "mcp.duplicate"  # that request id is already in flight
 UNKNOWN_EVENT = "mcp.unknown_event"  # a Last-Event-ID this session never issued
+STREAM_CLOSED = "mcp.stream_closed"  # owner -> remote: the engine ended the stream early (polling)
 
 # How long a worker waits for the owner to acknowledge; the owner answers at once when alive.
 ACK_TIMEOUT_SECONDS = 10
@@ -106,6 +107,9 @@ class RemoteSession:
                 event = await self._layer.receive(self._reply_channel)
                 if event["type"] == OUTBOUND:
                     queue.put_nowait(Event(event["event_id"], jsonrpc.parse_message(event["message"].encode())))
+                elif event["type"] == STREAM_CLOSED:
+                    queue.put_nowait(StreamClosed(event["stream"]))
+                    return
                 else:  # GONE: the session (or the replayed stream) ended on its owner
                     self.closed.set()
                     queue.put_nowait(None)
@@ -233,6 +237,9 @@ async def _relay(queue: asyncio.Queue, reply, relays: dict, reply_to: str, *, st
             event = await queue.get()
             if event is None:
                 await reply({"type": GONE})
+                return
+            if isinstance(event, StreamClosed):
+                await reply({"type": STREAM_CLOSED, "stream": event.stream})
                 return
             payload = {"type": OUTBOUND, "event_id": event.id, "message": jsonrpc.serialize(event.message).decode()}
             if not await reply(payload):

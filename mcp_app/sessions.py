@@ -22,16 +22,17 @@ import asyncio
 import logging
 import secrets
 import time
+from functools import partial
 from typing import Literal
 
 import anyio
 from mcp.server.runner import serve_loop
 from mcp.shared._context_streams import create_context_streams  # the SDK transports' own stream pair
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
-from mcp_types import JSONRPCError, JSONRPCMessage, JSONRPCResponse, RequestId
+from mcp_types import ErrorData, JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
 
 from mcp_app.engine import get_server
-from mcp_app.event_log import STANDALONE, EventLog, UnknownEventId
+from mcp_app.event_log import STANDALONE, EventLog, StreamClosed, UnknownEventId
 from mcp_app.principal import Principal, RequestInfo
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 Transport = Literal["streamable-http", "sse"]
 # Messages the engine may emit before the transport drains them (progress bursts).
 _STREAM_BUFFER = 64
+# What a cancelled request is answered with, so its POST ends (as the SDK's own transport does).
+REQUEST_CANCELLED = -32800
 
 
 class SessionClosed(Exception):
@@ -135,6 +138,10 @@ class MCPSession:
             raise SessionClosed(self.id)
         self.touch()
         metadata = ServerMessageMetadata(request_context=info, can_send_request=can_send_request)
+        if isinstance(message, JSONRPCRequest):
+            metadata.on_request_unanswered = partial(self._answer_unanswered, message.id)
+            metadata.close_sse_stream = partial(self._close_request_stream, message.id)
+            metadata.close_standalone_sse_stream = self._close_standalone_stream
         try:
             await self._inbound_send.send(SessionMessage(message, metadata=metadata))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -204,20 +211,40 @@ class MCPSession:
     # -- outbound ------------------------------------------------------------
     async def _route_outbound(self) -> None:
         async for session_message in self._outbound_recv:
-            message = session_message.message
-            is_reply = isinstance(message, (JSONRPCResponse, JSONRPCError))
-            request_id = message.id if is_reply else None
-            if request_id is None and isinstance(session_message.metadata, ServerMessageMetadata):
-                request_id = session_message.metadata.related_request_id
-            pending = self._pending.get(request_id) if request_id is not None else None
-            if pending is not None:
-                event = self.events.append(pending.stream, message)
-                if pending.queue is not None:
-                    pending.queue.put_nowait(event)
-                if is_reply:
-                    del self._pending[request_id]
-            else:
-                # Kept for a client that reconnects with Last-Event-ID even when no stream is open.
-                event = self.events.append(STANDALONE, message)
-                if self._standalone is not None:
-                    self._standalone.put_nowait(event)
+            related = None
+            if isinstance(session_message.metadata, ServerMessageMetadata):
+                related = session_message.metadata.related_request_id
+            self._route(session_message.message, related)
+
+    def _route(self, message: JSONRPCMessage, related_request_id: RequestId | None) -> None:
+        is_reply = isinstance(message, (JSONRPCResponse, JSONRPCError))
+        request_id = message.id if is_reply else related_request_id
+        pending = self._pending.get(request_id) if request_id is not None else None
+        if pending is not None:
+            event = self.events.append(pending.stream, message)
+            if pending.queue is not None:
+                pending.queue.put_nowait(event)
+            if is_reply:
+                del self._pending[request_id]
+        else:
+            # Kept for a client that reconnects with Last-Event-ID even when no stream is open.
+            event = self.events.append(STANDALONE, message)
+            if self._standalone is not None:
+                self._standalone.put_nowait(event)
+
+    # -- callbacks the engine runs ---------------------------------------------------
+    async def _answer_unanswered(self, request_id: RequestId) -> None:
+        """A request settled without an answer (it was cancelled): end its POST with an error."""
+        if request_id in self._pending:
+            error = ErrorData(code=REQUEST_CANCELLED, message="Request cancelled")
+            self._route(JSONRPCError(jsonrpc="2.0", id=request_id, error=error), None)
+
+    async def _close_request_stream(self, request_id: RequestId) -> None:
+        """The engine ends a request's SSE stream early; the client resumes it with Last-Event-ID."""
+        pending = self._pending.get(request_id)
+        if pending is not None and pending.queue is not None:
+            pending.queue.put_nowait(StreamClosed(pending.stream))
+
+    async def _close_standalone_stream(self) -> None:
+        if self._standalone is not None:
+            self._standalone.put_nowait(StreamClosed(STANDALONE))

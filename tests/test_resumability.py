@@ -63,6 +63,12 @@ async def read_until(stream, predicate, buffer=b"") -> bytes:
     return buffer
 
 
+async def until(predicate) -> None:
+    """Yield to the event loop until `predicate` holds (callers bound it with a timeout)."""
+    while not predicate():
+        await asyncio.sleep(0)
+
+
 async def start_call(app, client, name, request_id):
     """POST a tools/call with a progress token, held open as a stream."""
     from channels.testing import ApplicationCommunicator
@@ -193,4 +199,69 @@ async def test_resuming_through_another_worker(app, token, stepping_tool, monkey
     assert json.loads(reply["data"])["id"] == 8
     bad = await http(app, "GET", "/mcp", headers=client.headers(accept="text/event-stream", **{"last-event-id": "s.99999"}))
     assert bad.status == 400
+    await client.close()
+
+
+@pytest.fixture
+def polling_tool():
+    """A long call whose tool ends its SSE stream at once (polling) and answers later."""
+    from mcp.server.mcpserver import Context
+
+    from mcp_app.engine import get_mcp_server
+
+    release = asyncio.Event()
+
+    async def answer_later(ctx: Context) -> str:
+        await ctx.close_sse_stream()
+        await release.wait()
+        return "later"
+
+    server = get_mcp_server()
+    server.add_tool(answer_later, name="test_answer_later")
+    yield release
+    release.set()
+    server.remove_tool("test_answer_later")
+
+
+async def test_a_tool_can_end_its_stream_and_answer_on_the_resumed_one(app, token, polling_tool):
+    client = StreamableHTTPClient(app, token)
+    await client.initialize()
+    result = await client.post({"jsonrpc": "2.0", "id": 11, "method": "tools/call",
+                                "params": {"name": "test_answer_later", "arguments": {}}})
+    assert result.headers["content-type"].startswith("text/event-stream")
+    (priming,) = parse_events(result.body)  # the stream ends right after its priming event
+    assert priming["data"] == "" and "retry" in priming
+    polling_tool.set()
+    resumed = await http(app, "GET", "/mcp", headers=client.headers(accept="text/event-stream", **{"last-event-id": priming["id"]}))
+    (reply,) = parse_events(resumed.body)
+    assert json.loads(reply["data"]) == {"jsonrpc": "2.0", "id": 11, "result": json.loads(reply["data"])["result"]}
+    assert json.loads(reply["data"])["result"]["structuredContent"] == {"result": "later"}
+    await client.close()
+
+
+async def test_a_cancelled_request_ends_its_post_and_frees_its_id(app, token, stepping_tool):
+    from channels.testing import ApplicationCommunicator
+
+    client = StreamableHTTPClient(app, token)
+    await client.initialize()
+    call = json.dumps({"jsonrpc": "2.0", "id": 21, "method": "tools/call",
+                       "params": {"name": "test_step_then_wait", "arguments": {}}}).encode()
+    headers = [(b"host", b"testserver")] + [(k.encode(), v.encode()) for k, v in client.headers(accept="application/json").items()]
+    scope = {"type": "http", "http_version": "1.1", "method": "POST", "path": "/mcp", "raw_path": b"/mcp",
+             "query_string": b"", "scheme": "http", "headers": headers, "server": ("testserver", 80),
+             "client": ("127.0.0.1", 50004)}
+    post = ApplicationCommunicator(app, scope)
+    await post.send_input({"type": "http.request", "body": call})
+    session = registry.host._sessions[client.session_id]
+    await asyncio.wait_for(until(lambda: 21 in session._pending), TIMEOUT)  # delivered: the call is running
+    cancelled = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 21, "reason": "test"}}
+    assert (await client.post(cancelled)).status == 202
+    start = await post.receive_output(TIMEOUT)
+    body = (await post.receive_output(TIMEOUT))["body"]
+    assert start["status"] == 200
+    assert json.loads(body)["error"]["code"] == -32800
+    assert 21 not in session._pending
+    # The id is free again.
+    again = await client.post({"jsonrpc": "2.0", "id": 21, "method": "ping"})
+    assert again.status == 200 and again.json()["result"] == {}
     await client.close()

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from mcp_app import jsonrpc
 from mcp_app.forwarding import DuplicateRequest, WorkerUnavailable
-from mcp_app.event_log import UnknownEventId
+from mcp_app.event_log import StreamClosed, UnknownEventId
 from mcp_app.http import JSON, RESUMABLE_SINCE, SSE_HEADERS, SSE_PING, header, is_json_content, sse_event, sse_priming
 from mcp_app.principal import PRINCIPAL_SCOPE_KEY, Principal, RequestInfo
 from mcp_app.sessions import SessionClosed
@@ -155,8 +155,9 @@ class MCPEndpoint(AsyncConsumer):
     async def pump_events(self, queue: asyncio.Queue, *, stop_at_reply: bool, with_ids: bool = True) -> None:
         """Write queued events as SSE, with comment pings while idle.
 
-        Returns when the session (or a replayed stream) ends, or after the first
-        reply when `stop_at_reply` (a POST's stream ends with its answer).
+        Returns when the session (or a replayed stream) ends, when the engine
+        closes the stream early (polling), or after the first reply when
+        `stop_at_reply` (a POST's stream ends with its answer).
         """
         while True:
             try:
@@ -164,7 +165,7 @@ class MCPEndpoint(AsyncConsumer):
             except TimeoutError:
                 await self.send_chunk(SSE_PING)
                 continue
-            if event is None:
+            if event is None or isinstance(event, StreamClosed):
                 return
             event_id = event.id if with_ids else None
             await self.send_chunk(sse_event(jsonrpc.serialize(event.message), event="message", event_id=event_id))

@@ -13,6 +13,7 @@ from mcp_types import JSONRPCRequest
 
 from mcp_app import jsonrpc, registry
 from mcp_app.consumers.base import UNREACHED, MCPEndpoint
+from mcp_app.event_log import StreamClosed
 from mcp_app.http import (
     EVENT_STREAM,
     JSON,
@@ -126,6 +127,13 @@ class StreamableHTTPConsumer(MCPEndpoint):
                 if event is None:
                     await self.respond_error(404, jsonrpc.SESSION_NOT_FOUND, "Session ended", message.id)
                     return None
+                if isinstance(event, StreamClosed):
+                    if streaming:  # polling: prime, end, and let the client resume with Last-Event-ID
+                        await self.start_stream(headers=session_header)
+                        await self.prime(session, f"{event.stream}.0")
+                        await self.end_stream()
+                        return None
+                    continue  # a JSON-only client keeps waiting for the answer
                 if jsonrpc.is_reply(event.message):
                     await self.respond(200, jsonrpc.serialize(event.message), headers=session_header)
                     return event.message
