@@ -64,6 +64,15 @@ class SessionHost:
             del self._sessions[session.id]
             asyncio.get_running_loop().create_task(cache.adelete(_record_key(session.id)))
 
+    async def shutdown(self) -> None:
+        """End every session this worker owns (the server is stopping)."""
+        sessions = list(self._sessions.values())
+        if sessions:
+            log.info("closing %d MCP session(s) before shutdown", len(sessions))
+            await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
+        if self._door is not None:
+            self._door.cancel()
+
     def count(self) -> int:
         return len(self._sessions)
 

@@ -15,10 +15,17 @@ django_application = get_asgi_application()  # sets Django up before anything im
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from mcp_app import shutdown  # noqa: E402
 from mcp_app.routing import urlpatterns as mcp_urlpatterns  # noqa: E402
 from mcpsite.checks import refuse_insecure_configuration  # noqa: E402
 
 refuse_insecure_configuration()
+shutdown.close_sessions_when_daphne_stops()
 
 # /mcp, /sse and /messages skip Django's middleware (the hot path); everything else is Django.
-application = ProtocolTypeRouter({"http": URLRouter([*mcp_urlpatterns, re_path(r"", django_application)])})
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter([*mcp_urlpatterns, re_path(r"", django_application)]),
+        "lifespan": shutdown.lifespan,
+    }
+)

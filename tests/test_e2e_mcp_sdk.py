@@ -43,3 +43,23 @@ async def test_legacy_sse_with_oauth(live_server):
             assert client.protocol_version in {"2025-11-25", "2024-11-05"}  # discover probe refused, fell back
             await _exercise(client, live_server.username)
     assert browser.visited, "the OAuth flow ran"
+
+
+async def test_the_server_stops_promptly_with_sessions_still_open(live_server_factory):
+    """A session that ran a sync tool holds an anyio worker thread; SIGTERM must still end the
+    process (the sessions are closed from daphne's shutdown trigger). LiveServer.stop() raises
+    if the process ignores SIGTERM."""
+    from tests.sdk_oauth import initialize
+
+    server = live_server_factory()
+    async with HeadlessBrowser(server.username, server.password) as browser:
+        provider = oauth_provider(server, browser)
+        async with mcp_http_client(server, provider) as http:
+            opened = await initialize(http, server)
+            session = {"mcp-session-id": opened.headers["mcp-session-id"], "accept": "application/json, text/event-stream"}
+            call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}
+            answer = await http.post(server.url + "/mcp", json=call, headers=session)
+            assert answer.json()["result"]["structuredContent"] == {"result": 3}
+    # No DELETE: the session is still open when the server is told to stop.
+    server.stop()
+    assert server.process.returncode is not None
