@@ -120,7 +120,6 @@ class AuthProxy:
         self.token: str | None = None  # read by the proxy's thread on each request; assignment is atomic
         self.url = ""
         self.requests = 0  # requests forwarded so far
-        self.session_ids: set[str] = set()  # every Mcp-Session-Id the server handed out through the proxy
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="auth-proxy", daemon=True)
         self._server: asyncio.Server | None = None
@@ -194,7 +193,6 @@ class AuthProxy:
             raise ProxyError("the server closed the connection without answering")
         start, headers = response
         status = int(start.split(b" ", 2)[1])
-        self.session_ids.update(value.decode("latin-1") for value in _values(headers, MCP_SESSION_ID))
         forwarded = _end_to_end(headers)
         lengths = _values(headers, b"content-length")
         if lengths:
