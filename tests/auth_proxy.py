@@ -45,7 +45,6 @@ HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade", b"transfer-encoding", b"content-length"}
 )
 NO_BODY_STATUSES = frozenset({204, 304})
-MCP_SESSION_ID = b"mcp-session-id"
 
 
 class ProxyError(Exception):
