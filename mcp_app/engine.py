@@ -5,7 +5,8 @@ middleware. Sessions drive its low-level server."""
 from functools import cache
 
 from django.conf import settings
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
 from mcp.server.mcpserver import MCPServer
 
 SERVER_NAME = "django-mcp"
@@ -18,7 +19,6 @@ INSTRUCTIONS = (
 def build_server() -> MCPServer:
     from mcp_app.audit import install_audit
     from mcp_app.completions import install_completions
-    from mcp_app.list_changed import install_list_changed
     from mcp_app.logging_level import install_logging_level
     from mcp_app.session_state import session_lifespan, track_sessions
     from mcp_app.subscriptions import install_subscriptions
@@ -30,7 +30,6 @@ def build_server() -> MCPServer:
     track_sessions(server)
     install_logging_level(server)
     install_subscriptions(server)
-    install_list_changed(server)
     completions = install_completions(server)
     install_audit(server)
     if settings.MCP_CONFORMANCE_FIXTURES:
@@ -49,3 +48,15 @@ def get_server() -> Server:
     # MCPServer keeps its low-level server private; the SDK's own in-memory
     # transport drives it the same way.
     return get_mcp_server()._lowlevel_server
+
+
+def initialization_options_for(server: Server) -> InitializationOptions:
+    """What `initialize` answers with; `listChanged` because `mcp_app.list_changed` announces changes."""
+    return server.create_initialization_options(
+        NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+    )
+
+
+@cache
+def initialization_options() -> InitializationOptions:
+    return initialization_options_for(get_server())

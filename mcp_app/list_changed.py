@@ -3,44 +3,22 @@
 ``announce_list_changed(kind)`` tells every initialized session of this
 process that a list changed, on its standalone stream, so clients list again.
 
-The capabilities must say so (``listChanged: true``). The SDK derives them from
-``NotificationOptions`` that only the caller of ``serve_loop`` can pass, so a
-middleware sets the flags on the answer to ``initialize`` instead: the SDK's
-documented place to wrap the handshake.
+The capabilities say so (``listChanged: true``): the sessions pass
+``mcp_app.engine.initialization_options()`` to the SDK's loop.
 """
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import MCPServer
 from mcp_types import PromptListChangedNotification, ResourceListChangedNotification, ToolListChangedNotification
 
 from mcp_app.session_state import notify_sessions, reachable_sessions
 
-INITIALIZE = "initialize"
 ListKind = Literal["tools", "resources", "prompts"]
 NOTIFICATIONS = {
     "tools": ToolListChangedNotification,
     "resources": ResourceListChangedNotification,
     "prompts": PromptListChangedNotification,
 }
-
-
-async def advertise_list_changed(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-    """Server middleware: ``listChanged: true`` on every list capability the server has."""
-    result = await call_next(ctx)
-    if ctx.method == INITIALIZE and isinstance(result, dict):
-        capabilities = result.get("capabilities")
-        if isinstance(capabilities, Mapping):
-            for kind in NOTIFICATIONS:
-                if isinstance(capabilities.get(kind), dict):
-                    capabilities[kind]["listChanged"] = True
-    return result
-
-
-def install_list_changed(server: MCPServer) -> None:
-    server.middleware.append(advertise_list_changed)
 
 
 async def announce_list_changed(kind: ListKind) -> int:

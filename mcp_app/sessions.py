@@ -31,7 +31,7 @@ from mcp.shared._context_streams import create_context_streams  # the SDK transp
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import ErrorData, JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
 
-from mcp_app.engine import get_server
+from mcp_app.engine import get_server, initialization_options
 from mcp_app.event_log import STANDALONE, EventLog, StreamClosed, UnknownEventId
 from mcp_app.principal import Principal, RequestInfo
 
@@ -89,7 +89,14 @@ class MCPSession:
                 group.start_soon(self._route_outbound)
                 group.start_soon(self._expire_when_idle, group.cancel_scope)
                 async with server.lifespan(server) as state:
-                    await serve_loop(server, self._inbound_recv, self._outbound_send, lifespan_state=state, session_id=self.id)
+                    await serve_loop(
+                        server,
+                        self._inbound_recv,
+                        self._outbound_send,
+                        lifespan_state=state,
+                        session_id=self.id,
+                        init_options=initialization_options(),
+                    )
                 group.cancel_scope.cancel()
         except Exception:
             log.exception("MCP session %s failed", self.id[:8])

@@ -15,6 +15,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 
+from mcp_app.engine import initialization_options_for
 from mcp_app.principal import Principal, RequestInfo
 
 SESSION_ID = "0123456789abcdef0123456789abcdef"
@@ -50,7 +51,7 @@ async def tagged_streams(server: MCPServer, info: RequestInfo | None):
 
     async with anyio.create_task_group() as tasks, client_read:
         tasks.start_soon(relay)
-        tasks.start_soon(lowlevel.run, server_read, server_write, lowlevel.create_initialization_options())
+        tasks.start_soon(lowlevel.run, server_read, server_write, initialization_options_for(lowlevel))
         try:
             yield client_read, client_write
         finally:
