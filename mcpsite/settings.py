@@ -130,7 +130,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "landing"
-LOGOUT_REDIRECT_URL = "landing"
+LOGOUT_REDIRECT_URL = None  # show "You are logged out" (templates/registration/logged_out.html)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -149,7 +149,10 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "no-referrer"
+# "same-origin", not "no-referrer": under no-referrer browsers send `Origin: null` on form
+# posts and Django's CSRF check refuses every login and consent. The redirects that carry
+# authorization codes say `no-referrer` themselves (oauth_app/views/authorize.py).
+SECURE_REFERRER_POLICY = "same-origin"
 
 # Browser-based clients (the MCP Inspector) discover, register and fetch tokens
 # cross-origin. These endpoints take no cookies, so any origin may call them.

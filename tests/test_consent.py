@@ -58,7 +58,9 @@ def test_manually_registered_client_is_not_flagged(logged_in, django_user_model)
 
 
 def test_allow_issues_a_code_with_state_and_issuer(logged_in, page):
-    query = redirect_query(decide(logged_in, page, "allow"))
+    response = decide(logged_in, page, "allow")
+    assert response["Referrer-Policy"] == "no-referrer"  # the Location carries the code
+    query = redirect_query(response)
     assert query["code"]
     assert query["state"] == "state-123"
     assert query["iss"] == "http://testserver"  # RFC 9207

@@ -107,6 +107,12 @@ class ConsentView(AuthorizationView):
             return self.error_response(error, application)
         return self.redirect(uri, application)
 
+    def redirect(self, redirect_to, application):
+        response = super().redirect(redirect_to, application)
+        # The Location carries the code (or the error) for the client: no Referer from here on.
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
     def _redirect_error(self, credentials, application, error, description):
         """An error for a request whose client and redirect URI are verified: back to the client."""
         oauth_error = CustomOAuth2Error(error=error, description=description, state=credentials.get("state"))
