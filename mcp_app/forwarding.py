@@ -94,12 +94,16 @@ class RemoteSession:
             await self._layer.send(self._owner, event)
         except ChannelFull:
             raise WorkerUnavailable(self._owner) from None
+        except Exception as exc:  # the channel layer itself is down (Redis)
+            raise WorkerUnavailable(self._owner) from exc
 
     async def _acknowledgement(self) -> dict:
         try:
             return await asyncio.wait_for(self._layer.receive(self._reply_channel), ACK_TIMEOUT_SECONDS)
-        except TimeoutError:
-            raise WorkerUnavailable(self._owner) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # no answer in time, or the channel layer is down
+            raise WorkerUnavailable(self._owner) from exc
 
     def _read_into(self, queue: asyncio.Queue) -> None:
         async def read() -> None:

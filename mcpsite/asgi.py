@@ -13,19 +13,24 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_application = get_asgi_application()  # sets Django up before anything imports models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import re_path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from mcp_app import shutdown  # noqa: E402
 from mcp_app.routing import urlpatterns as mcp_urlpatterns  # noqa: E402
 from mcpsite.checks import refuse_insecure_configuration  # noqa: E402
+from mcpsite.health import healthz  # noqa: E402
+from mcpsite.proxy_headers import TrustedProxyHeaders  # noqa: E402
 
 refuse_insecure_configuration()
 shutdown.close_sessions_when_daphne_stops()
 
-# /mcp, /sse and /messages skip Django's middleware (the hot path); everything else is Django.
+# /mcp, /sse and /messages skip Django's middleware (the hot path), /healthz too; everything
+# else is Django. X-Forwarded-* apply first, and only from trusted proxies.
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter([*mcp_urlpatterns, re_path(r"", django_application)]),
+        "http": TrustedProxyHeaders(
+            URLRouter([*mcp_urlpatterns, path("healthz", healthz), re_path(r"", django_application)])
+        ),
         "lifespan": shutdown.lifespan,
     }
 )

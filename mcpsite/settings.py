@@ -40,6 +40,8 @@ MCP_MAX_SESSIONS = env_int("MCP_MAX_SESSIONS", 10000, minimum=1)
 # Resumability: SSE events kept per session for Last-Event-ID, and the reconnect delay clients are told.
 MCP_EVENT_LOG_SIZE = env_int("MCP_EVENT_LOG_SIZE", 1000, minimum=1)
 MCP_SSE_RETRY_MS = env_int("MCP_SSE_RETRY_MS", 1000, minimum=0)
+# Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses); nobody else's are.
+MCP_TRUSTED_PROXIES = env_list("MCP_TRUSTED_PROXIES", [])
 # Extra origins allowed to call the MCP endpoints from a browser (same-origin always passes).
 MCP_ALLOWED_ORIGINS = env_list("MCP_ALLOWED_ORIGINS", [])
 # The audit trail (mcp_app.audit) records each tool call's arguments, as JSON cut to this many characters.
@@ -120,6 +122,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that does not answer fails a request (and /healthz) fast instead of hanging it.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -161,11 +166,29 @@ CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_CREDENTIALS = False
 CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "mcp-protocol-version")
 
+# Redis down must mean fast errors (503), never hung requests: connections time out quickly.
+REDIS_CONNECT_TIMEOUT_SECONDS = 2
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS}],
+                "capacity": 1000,  # per channel; a worker's door past this answers ChannelFull (503)
+                "expiry": 30,
+            },
+        }
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+            },
+        }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -351,3 +351,25 @@ async def test_legacy_sse_posts_landing_on_another_worker_answer_on_the_owners_s
     reply = await client.request("tools/call", {"name": "add", "arguments": {"a": 20, "b": 22}})
     assert reply["result"]["structuredContent"] == {"result": 42}
     await client.close()
+
+
+async def test_a_session_whose_worker_died_is_gone(app, token, monkeypatch):
+    """Worker 1 stops beating (it was killed): its sessions answer 404 on worker 2, and the
+    client's next initialize starts a fresh session there."""
+    from django.core.cache import cache
+
+    client = StreamableHTTPClient(app, token)
+    await client.initialize()
+    owner = registry.host
+    owner._heartbeat.cancel()
+    owner._door.cancel()
+    await cache.adelete("mcp:worker:" + await owner.channel())  # what the heartbeat's expiry does
+    monkeypatch.setattr(registry, "host", registry.SessionHost())
+    gone = await client.post({"jsonrpc": "2.0", "id": 3, "method": "ping"})
+    assert gone.status == 404
+    assert await cache.aget("mcp:session:" + client.session_id) is None  # the dead record is dropped
+    client.session_id = None
+    reply = await client.initialize()
+    assert reply["result"]["serverInfo"]["name"] == "django-mcp"
+    assert registry.host.owns(client.session_id)
+    await client.close()

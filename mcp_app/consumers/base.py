@@ -14,7 +14,7 @@ import logging
 from channels.consumer import AsyncConsumer
 from django.conf import settings
 
-from mcp_app import jsonrpc
+from mcp_app import jsonrpc, registry
 from mcp_app.forwarding import DuplicateRequest, WorkerUnavailable
 from mcp_app.event_log import StreamClosed, UnknownEventId
 from mcp_app.http import JSON, RESUMABLE_SINCE, SSE_HEADERS, SSE_PING, header, is_json_content, sse_event, sse_priming
@@ -127,6 +127,15 @@ class MCPEndpoint(AsyncConsumer):
         except UnknownEventId:
             await self.respond_error(400, jsonrpc.INVALID_REQUEST, "Unknown Last-Event-ID for this session", request_id)
         return UNREACHED
+
+    async def create_session(self, transport, request_id=None):
+        """A new session owned by this worker, or None after answering 503."""
+        try:
+            created = await self.reach(registry.host.create(self.principal, transport), request_id)
+        except registry.TooManySessions:
+            await self.respond_error(503, jsonrpc.INTERNAL_ERROR, "Too many open sessions; try again later", request_id)
+            return None
+        return None if created is UNREACHED else created
 
     # -- answers --------------------------------------------------------------
     async def respond(self, status: int, body: bytes = b"", content_type: str | None = JSON, headers=()) -> None:

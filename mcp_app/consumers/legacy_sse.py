@@ -24,10 +24,8 @@ class SSEConsumer(MCPEndpoint):
         if not accepts(self.scope, EVENT_STREAM):
             await self.respond_error(406, jsonrpc.INVALID_REQUEST, "Not Acceptable: the client must accept text/event-stream")
             return
-        try:
-            session = await registry.host.create(self.principal, "sse")
-        except registry.TooManySessions:
-            await self.respond_error(503, jsonrpc.INTERNAL_ERROR, "Too many open sessions; try again later")
+        session = await self.create_session("sse")
+        if session is None:
             return
         queue, _priming_id = await session.open_stream()  # the 2024-11-05 transport has no resumption
         try:
@@ -52,7 +50,9 @@ class MessagesConsumer(MCPEndpoint):
         if not session_id:
             await self.respond_error(400, jsonrpc.INVALID_REQUEST, f"Bad Request: the {SESSION_QUERY_PARAMETER} query parameter is required")
             return
-        session = await registry.host.locate(session_id, self.principal)
+        session = await self.reach(registry.host.locate(session_id, self.principal))
+        if session is UNREACHED:
+            return
         if session is None:
             await self.respond_error(404, jsonrpc.SESSION_NOT_FOUND, "Session not found")
             return

@@ -14,6 +14,7 @@ from mcp_types import JSONRPCRequest
 from mcp_app import jsonrpc, registry
 from mcp_app.consumers.base import UNREACHED, MCPEndpoint
 from mcp_app.event_log import StreamClosed
+from mcp_app.forwarding import WorkerUnavailable
 from mcp_app.http import (
     EVENT_STREAM,
     JSON,
@@ -63,7 +64,9 @@ class StreamableHTTPConsumer(MCPEndpoint):
         if not session_id:
             await self.respond_error(400, jsonrpc.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
             return None
-        session = await registry.host.locate(session_id, self.principal)
+        session = await self.reach(registry.host.locate(session_id, self.principal))
+        if session is UNREACHED:
+            return None
         if session is None:
             await self.respond_error(404, jsonrpc.SESSION_NOT_FOUND, "Session not found")
             return None
@@ -99,15 +102,16 @@ class StreamableHTTPConsumer(MCPEndpoint):
         if header(self.scope, MCP_SESSION_ID_HEADER):
             await self.respond_error(400, jsonrpc.INVALID_REQUEST, "initialize must not carry Mcp-Session-Id", message.id)
             return
-        try:
-            session = await registry.host.create(self.principal, "streamable-http")
-        except registry.TooManySessions:
-            await self.respond_error(503, jsonrpc.INTERNAL_ERROR, "Too many open sessions; try again later", message.id)
+        session = await self.create_session("streamable-http", message.id)
+        if session is None:
             return
         reply = await self._request(session, message)
         if isinstance(reply, jsonrpc.JSONRPCResponse):
             session.protocol_version = reply.result.get("protocolVersion")
-            await registry.host.publish(session)
+            try:
+                await registry.host.publish(session)
+            except WorkerUnavailable:
+                pass  # the session works here; its record is refreshed on a later request
         else:
             await session.close()
 
