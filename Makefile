@@ -4,9 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test test-deps clean
+.PHONY: install run test test-deps system-packages clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,20 +15,27 @@ $(BIN)/.installed: requirements.txt
 
 install: $(BIN)/.installed
 
-# The real clients the tests drive: npm packages (pinned in package-lock.json, Node 22 included)
-# and Debian's chromium for the browser tests.
+# The real clients the tests drive: npm packages (pinned in package-lock.json, Node 22 included).
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else \
-		echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; \
+# Debian packages the tests start for real: each needed file and the package that brings it.
+SYSTEM_PACKAGES := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server \
+	/usr/sbin/nginx:nginx /usr/lib/postgresql/15/bin/postgres:postgresql
+MISSING_PACKAGES = $(foreach entry,$(SYSTEM_PACKAGES),$(if $(wildcard $(firstword $(subst :, ,$(entry)))),,$(lastword $(subst :, ,$(entry)))))
+
+system-packages:
+	@missing="$(strip $(MISSING_PACKAGES))"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else \
+			echo "The tests need these Debian packages: sudo apt-get install $$missing" >&2; exit 1; \
+		fi; \
 	fi
 
-test-deps: install node_modules/.installed $(CHROMIUM)
+test-deps: install node_modules/.installed system-packages
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
