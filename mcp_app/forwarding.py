@@ -18,6 +18,7 @@ from channels.exceptions import ChannelFull
 
 from mcp_app import jsonrpc
 from mcp_app.event_log import Event, StreamClosed, UnknownEventId
+from mcp_app.event_queue import EventQueue
 from mcp_app.principal import Principal, RequestInfo
 from mcp_app.sessions import MCPSession, SessionClosed
 
@@ -35,6 +36,10 @@ CONFLICT = "mcp.conflict"  # the standalone stream is already open
 DUPLICATE = "mcp.duplicate"  # that request id is already in flight
 UNKNOWN_EVENT = "mcp.unknown_event"  # a Last-Event-ID this session never issued
 STREAM_CLOSED = "mcp.stream_closed"  # owner -> remote: the engine ended the stream early (polling)
+
+# Every channel this process creates shares one prefix: channels_redis serialises receives per
+# prefix and process, so a second prefix would wait behind the worker door's blocking read.
+CHANNEL_PREFIX = "mcp"
 
 # How long a worker waits for the owner to acknowledge; the owner answers at once when alive.
 ACK_TIMEOUT_SECONDS = 10
@@ -83,12 +88,12 @@ class RemoteSession:
         self._owner = owner_channel
         self._layer = layer
         self._reply_channel: str | None = None
-        self._queue: asyncio.Queue | None = None
+        self._queue: EventQueue | None = None
         self._reader: asyncio.Task | None = None
 
     async def _send(self, event: dict) -> None:
         if self._reply_channel is None:
-            self._reply_channel = await self._layer.new_channel("mcp.reply.")
+            self._reply_channel = await self._layer.new_channel(CHANNEL_PREFIX)
         event.update(session_id=self.id, principal=principal_to_wire(self.principal), reply_to=self._reply_channel)
         try:
             await self._layer.send(self._owner, event)
@@ -105,7 +110,7 @@ class RemoteSession:
         except Exception as exc:  # no answer in time, or the channel layer is down
             raise WorkerUnavailable(self._owner) from exc
 
-    def _read_into(self, queue: asyncio.Queue) -> None:
+    def _read_into(self, queue: EventQueue) -> None:
         async def read() -> None:
             while True:
                 event = await self._layer.receive(self._reply_channel)
@@ -122,8 +127,8 @@ class RemoteSession:
         self._reader = asyncio.get_running_loop().create_task(read())
 
     # -- the MCPSession interface the consumers use ---------------------------
-    def expect_reply(self, request_id) -> asyncio.Queue:
-        self._queue = asyncio.Queue()
+    def expect_reply(self, request_id) -> EventQueue:
+        self._queue = EventQueue()
         return self._queue
 
     async def deliver(self, message, info: RequestInfo, *, can_send_request: bool = True) -> None:
@@ -142,7 +147,7 @@ class RemoteSession:
     def forget_request(self, request_id) -> None:
         self._stop_relay()
 
-    async def open_stream(self, last_event_id: str | None = None) -> tuple[asyncio.Queue, str | None] | None:
+    async def open_stream(self, last_event_id: str | None = None) -> tuple[EventQueue, str | None] | None:
         await self._send({"type": STREAM, "last_event_id": last_event_id})
         answer = await self._acknowledgement()
         if answer["type"] == GONE:
@@ -151,11 +156,11 @@ class RemoteSession:
             raise UnknownEventId(last_event_id)
         if answer["type"] == CONFLICT:
             return None
-        queue: asyncio.Queue = asyncio.Queue()
+        queue = EventQueue()
         self._read_into(queue)
         return queue, answer.get("priming_id")
 
-    async def close_stream(self, queue: asyncio.Queue) -> None:
+    async def close_stream(self, queue: EventQueue) -> None:
         self._stop_relay()
 
     async def close(self) -> None:
@@ -235,7 +240,7 @@ async def _deliver(event, session: MCPSession, reply, relays, reply_to) -> None:
         await _relay(queue, reply, relays, reply_to, stop_at_reply=True, on_end=forget)
 
 
-async def _relay(queue: asyncio.Queue, reply, relays: dict, reply_to: str, *, stop_at_reply: bool, on_end) -> None:
+async def _relay(queue: EventQueue, reply, relays: dict, reply_to: str, *, stop_at_reply: bool, on_end) -> None:
     async def pump() -> None:
         while True:
             event = await queue.get()

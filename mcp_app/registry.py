@@ -22,7 +22,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 
-from mcp_app.forwarding import RemoteSession, WorkerUnavailable, serve_forwarded
+from mcp_app.forwarding import CHANNEL_PREFIX, RemoteSession, WorkerUnavailable, serve_forwarded
 from mcp_app.principal import Principal
 from mcp_app.sessions import MCPSession, Transport
 
@@ -157,12 +157,15 @@ class SessionHost:
         }
         # Outlives idleness by a margin; the owner deletes it when the session ends.
         await _shared(cache.aset(_record_key(session.id), record, timeout=settings.MCP_SESSION_IDLE_SECONDS * 2))
+        # Beat with it: after Redis lost its data (a restart), a fresh record must not
+        # point at an owner that looks dead until its next beat.
+        await self._beat_once()
 
     # -- the door other workers knock on -------------------------------------------
     async def channel(self) -> str:
         if self._channel is None:
             layer = get_channel_layer()
-            self._channel = await layer.new_channel("mcp.worker.")
+            self._channel = await layer.new_channel(CHANNEL_PREFIX)
             loop = asyncio.get_running_loop()
             self._door = loop.create_task(self._listen(layer), name="mcp-worker-door")
             self._heartbeat = loop.create_task(self._beat(), name="mcp-worker-heartbeat")

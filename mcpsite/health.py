@@ -14,6 +14,8 @@ from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.db import connection
 
+from mcp_app.forwarding import CHANNEL_PREFIX
+
 CHECK_TIMEOUT_SECONDS = 3
 
 
@@ -28,7 +30,7 @@ async def _database() -> None:
 
 async def _channel_layer() -> None:
     layer = get_channel_layer()
-    channel = await layer.new_channel("health.")
+    channel = await layer.new_channel(CHANNEL_PREFIX)
     await layer.send(channel, {"type": "health.ping"})
     await layer.receive(channel)
 

@@ -169,11 +169,26 @@ CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "mcp-protocol-v
 # Redis down must mean fast errors (503), never hung requests: connections time out quickly.
 REDIS_CONNECT_TIMEOUT_SECONDS = 2
 if REDIS_URL:
+    from redis import exceptions as redis_exceptions
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                        # Above channels_redis's 5 s blocking read, so an idle receive is not an error.
+                        "socket_timeout": 10,
+                        # A connection left from before a Redis restart is retried once on a new one.
+                        "retry": AsyncRetry(NoBackoff(), 1),
+                        "retry_on_error": [redis_exceptions.ConnectionError],
+                    }
+                ],
                 "capacity": 1000,  # per channel; a worker's door past this answers ChannelFull (503)
                 "expiry": 30,
             },
@@ -186,6 +201,8 @@ if REDIS_URL:
             "OPTIONS": {
                 "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
                 "socket_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                "retry": Retry(NoBackoff(), 1),
+                "retry_on_error": [redis_exceptions.ConnectionError],
             },
         }
     }

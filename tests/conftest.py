@@ -95,4 +95,71 @@ def pytest_runtest_makereport(item, call):
             for server in [value, *(started if isinstance(started, list) else [])]:
                 if isinstance(server, LiveServer):
                     report.sections.append((f"live server {server.url} stderr", server.stderr()[-20000:]))
+                elif isinstance(server, Cluster):  # scale-out: each worker's, nginx's and Redis's logs
+                    report.sections.extend(server.diagnostics())
     return report
+
+
+# ---------------------------------------------------------------------------
+# Scale-out: real Redis, PostgreSQL, nginx and daphne workers (tests/services.py).
+# ---------------------------------------------------------------------------
+import shutil  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from tests import services  # noqa: E402
+from tests.services import Cluster  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def service_base():
+    """The directory all scale-out services live in; removed at the end of the session.
+    A missing redis-server, nginx or PostgreSQL fails here, naming what installs them."""
+    services.require_binaries()
+    base = services.service_base_directory()
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class ScaleOutDatabase:
+    postgres: services.PostgresServer
+    url: str  # DATABASE_URL of the workers
+    users: services.Users
+
+
+@pytest.fixture(scope="session")
+def scale_out_database(service_base) -> ScaleOutDatabase:
+    """One PostgreSQL server, migrated once, shared by every cluster of the session."""
+    postgres = services.PostgresServer(service_base / "postgres")
+    try:
+        postgres.start()
+        url = postgres.create_database("mcp")
+        users = services.prepare_database(url)
+    except BaseException:
+        postgres.stop()
+        raise
+    yield ScaleOutDatabase(postgres, url, users)
+    postgres.stop()
+
+
+@pytest.fixture
+def cluster_factory(service_base, scale_out_database):
+    """`start(**env)`: a cluster of its own for a test that breaks it (kills a worker, stops
+    Redis) or needs other settings; every cluster it started is stopped after the test."""
+
+    def start(**extra_env: str) -> Cluster:
+        directory = services.cluster_directory(service_base)
+        cluster = services.start_cluster(directory, scale_out_database.url, scale_out_database.users, **extra_env)
+        start.started.append(cluster)
+        return cluster
+
+    start.started = []
+    yield start
+    errors = []
+    for cluster in start.started:
+        try:
+            cluster.stop()
+        except AssertionError as error:  # stop the others before reporting
+            errors.append(error)
+    if errors:
+        raise errors[0]
