@@ -47,3 +47,11 @@ test: test-deps
 
 clean:
 	rm -rf $(VENV) var .pytest_cache node_modules test-artifacts
+
+# Benchmarks (bench/run.py, about 10 minutes): this server beside the mcp SDK's reference server
+# and a bare Channels consumer, on loopback; prints a Markdown table and writes it to bench/results/.
+.PHONY: bench
+bench: install
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/run.py
+

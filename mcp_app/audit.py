@@ -6,12 +6,19 @@ all three ways one can end: a result, a result with ``isError`` (the tool ran
 and failed), and a JSON-RPC error (unknown tool, bad arguments, a call before
 initialization, a cancelled call), and times it.
 
-The row is written through ``database_sync_to_async``, so the event loop never
-waits on the database and stale connections are closed as in any Channels
-consumer. A failed write is logged and does not fail the call: what the caller
-gets back never depends on the audit log.
+A call is answered only once its row is committed, so an answered call is a
+recorded call even if the process dies right after. The rows are written by
+group commit (``_GroupCommit``): the calls that end while a write is under way
+wait for the next one, which takes them all in one multi-row INSERT and one
+commit, in one trip to a database thread (``database_sync_to_async``, so the
+event loop never waits on the database and stale connections are closed as in
+any Channels consumer). One call alone costs what it did; 32 at once cost one
+write instead of 32. A failed write is logged and does not fail the call: what
+the caller gets back never depends on the audit log.
 """
 
+import asyncio
+import functools
 import json
 import logging
 import time
@@ -22,11 +29,13 @@ from typing import Any
 import anyio
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INVALID_PARAMS, CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
 from mcp_app.models import ToolCall
@@ -36,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 TOOLS_CALL = "tools/call"
 TRUNCATION_MARKER = "…"
+# Rows in one INSERT at most; a bigger backlog is written in several.
+MAX_BATCH_ROWS = 500
 
 
 def install_audit(server: MCPServer) -> None:
@@ -75,7 +86,12 @@ async def record_tool_calls(ctx: ServerRequestContext[Any, Any], call_next: Call
 
 def _outcome_of(result: HandlerResult) -> tuple[str, str]:
     """``(outcome, error message)`` of a call that returned a result."""
-    if isinstance(result, BaseModel):  # a middleware further in may return a model instead of the wire form
+    if isinstance(result, CallToolResult):  # what MCPServer returns: read it without dumping it
+        if result.is_error is not True:
+            return ToolCall.Outcome.OK, ""
+        texts = [block.text for block in result.content if isinstance(block, TextContent)]
+        return ToolCall.Outcome.TOOL_ERROR, next((text for text in texts if text), "")
+    if isinstance(result, BaseModel):  # a middleware further in may return another model instead of the wire form
         result = result.model_dump(by_alias=True, mode="json")
     if not isinstance(result, Mapping) or result.get("isError") is not True:
         return ToolCall.Outcome.OK, ""
@@ -90,24 +106,25 @@ def _record(
     error_code: int | None,
     error_message: str,
     duration_ms: float,
-) -> ToolCall:
+) -> dict[str, Any]:
+    """The row of one call: ``ToolCall`` field values by attribute name."""
     params = ctx.params if isinstance(ctx.params, Mapping) else {}
     name = params.get("name")
     info = ctx.request if isinstance(ctx.request, RequestInfo) else None
     principal = info.principal if info else None
-    return ToolCall(
-        created_at=arrived,
-        user_id=principal.user_id if principal else None,
-        username=_cut(principal.username if principal else "", _max_length("username")),
-        client_id=_cut(principal.client_id if principal else "", _max_length("client_id")),
-        session_id=_cut(info.session_id if info else "", _max_length("session_id")),
-        tool=_cut("" if name is None else str(name), _max_length("tool")),
-        arguments=_arguments_text(params.get("arguments")),
-        outcome=outcome,
-        error_code=error_code,
-        error_message=_cut(error_message, _max_length("error_message")),
-        duration_ms=round(duration_ms, 3),
-    )
+    return {
+        "created_at": arrived,
+        "user_id": principal.user_id if principal else None,
+        "username": _cut(principal.username if principal else "", _max_length("username")),
+        "client_id": _cut(principal.client_id if principal else "", _max_length("client_id")),
+        "session_id": _cut(info.session_id if info else "", _max_length("session_id")),
+        "tool": _cut("" if name is None else str(name), _max_length("tool")),
+        "arguments": _arguments_text(params.get("arguments")),
+        "outcome": outcome,
+        "error_code": error_code,
+        "error_message": _cut(error_message, _max_length("error_message")),
+        "duration_ms": round(duration_ms, 3),
+    }
 
 
 def _arguments_text(arguments: object) -> str:
@@ -122,17 +139,99 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
 
 
+@functools.cache
 def _max_length(field_name: str) -> int:
     return ToolCall._meta.get_field(field_name).max_length
 
 
+@functools.cache
+def _columns() -> tuple[list[Field], str]:
+    """The fields a row sets (all but the id) and the INSERT statement for one row of them.
+
+    Rows go in through ``executemany`` rather than the ORM's ``bulk_create``: the ORM
+    compiles every row anew (about 0.1 ms of CPU each, on the event loop's core);
+    each value still goes through its field's ``get_db_prep_save``, as the ORM does.
+    """
+    fields = [field for field in ToolCall._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        quote(ToolCall._meta.db_table),
+        ", ".join(quote(field.column) for field in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    return fields, sql
+
+
 @database_sync_to_async
-def _write(record: ToolCall) -> None:
-    record.save()
+def _insert(rows: list[dict[str, Any]]) -> list[Exception | None]:
+    """Write ``rows`` in one transaction; if that fails, row by row, so that one bad
+    row (a user deleted meanwhile) costs only itself. What went wrong with each row, if anything."""
+    fields, sql = _columns()
+    values = [tuple(field.get_db_prep_save(row[field.attname], connection) for field in fields) for row in rows]
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, values)
+        return [None] * len(rows)
+    except Exception as exc:
+        if len(rows) == 1:
+            return [exc]
+    problems: list[Exception | None] = []
+    for one in values:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql, one)
+            problems.append(None)
+        except Exception as exc:
+            problems.append(exc)
+    return problems
+
+
+class _GroupCommit:
+    """Rows waiting for a write, and the task writing them (one at a time, per event loop)."""
+
+    def __init__(self):
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def write(self, row: dict[str, Any]) -> None:
+        """Return once ``row`` is committed; raise what its write raised."""
+        loop = asyncio.get_running_loop()
+        written = loop.create_future()
+        self._waiting.append((row, written))
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._write_waiting(), name="mcp-audit-writer")
+        await written
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH_ROWS], self._waiting[MAX_BATCH_ROWS:]
+            try:
+                problems = await _insert([row for row, _ in batch])
+            except Exception as exc:  # the thread hop itself failed
+                problems = [exc] * len(batch)
+            for (_row, written), problem in zip(batch, problems):
+                if written.done() or written.get_loop().is_closed():
+                    continue  # its call was cancelled, or its loop is gone (tests); the row was tried all the same
+                if problem is None:
+                    written.set_result(None)
+                else:
+                    written.set_exception(problem)
+
+    async def flush(self) -> None:
+        """Wait until every row handed over so far is written (at shutdown)."""
+        while self._writer is not None and not self._writer.done() and self._writer.get_loop() is asyncio.get_running_loop():
+            await asyncio.shield(self._writer)
+
+
+_group_commit = _GroupCommit()
+
+
+async def flush() -> None:
+    await _group_commit.flush()
 
 
 async def _save(ctx: ServerRequestContext[Any, Any], *details: Any) -> None:
     try:
-        await _write(_record(ctx, *details))
+        await _group_commit.write(_record(ctx, *details))
     except Exception:
         logger.exception("could not record a tools/call request (%s)", ctx.request_id)

@@ -33,6 +33,7 @@ from mcp_types import ErrorData, JSONRPCError, JSONRPCMessage, JSONRPCRequest, J
 
 from mcp_app.engine import get_server, initialization_options
 from mcp_app.event_log import STANDALONE, EventLog, StreamClosed, UnknownEventId
+from mcp_app.event_queue import EventQueue
 from mcp_app.principal import Principal, RequestInfo
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class _Pending:
 
     __slots__ = ("stream", "queue")
 
-    def __init__(self, stream: str, queue: asyncio.Queue | None):
+    def __init__(self, stream: str, queue: EventQueue | None):
         self.stream = stream
         self.queue = queue
 
@@ -67,16 +68,16 @@ class MCPSession:
         self.idle_seconds = idle_seconds
         self.last_activity = time.monotonic()
         self.published_at = 0.0  # when the registry last wrote this session's shared record
-        self._activity = asyncio.Event()
         self._pending: dict[RequestId, _Pending] = {}
         self._request_streams = 0
-        self._standalone: asyncio.Queue | None = None
+        self._standalone: EventQueue | None = None
         self.events = EventLog(event_capacity)
         self._inbound_send, self._inbound_recv = create_context_streams[SessionMessage | Exception](_STREAM_BUFFER)
         self._outbound_send, self._outbound_recv = create_context_streams[SessionMessage](_STREAM_BUFFER)
         self.closed = asyncio.Event()
         self._on_end = on_end  # the registry forgets the session
         self._task: asyncio.Task | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -87,7 +88,7 @@ class MCPSession:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._route_outbound)
-                group.start_soon(self._expire_when_idle, group.cancel_scope)
+                self._expire_when_idle(group.cancel_scope)
                 async with server.lifespan(server) as state:
                     await serve_loop(
                         server,
@@ -104,6 +105,8 @@ class MCPSession:
             self._finish()
 
     def _finish(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         self.closed.set()
         for queue in [*(pending.queue for pending in self._pending.values()), self._standalone]:
             if queue is not None:
@@ -124,20 +127,27 @@ class MCPSession:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _expire_when_idle(self, scope: anyio.CancelScope) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._activity.wait(), timeout=self.idle_seconds)
-                self._activity.clear()
-            except TimeoutError:
-                if not self._pending and self._standalone is None:
-                    log.info("MCP session %s expired after %ss idle", self.id[:8], self.idle_seconds)
-                    scope.cancel()
-                    return
+    def _expire_when_idle(self, scope: anyio.CancelScope) -> None:
+        """End the session (cancel `scope`) once it has been idle for idle_seconds.
+
+        A timer, not a task (an idle session holds as little as it can), that fires
+        when the session could first have been idle that long and looks then; activity
+        only moves `last_activity`, so a busy session costs nothing per message.
+        """
+        idle_until = self.last_activity + self.idle_seconds
+        now = time.monotonic()
+        if now < idle_until:
+            delay = idle_until - now
+        elif not self._pending and self._standalone is None:
+            log.info("MCP session %s expired after %ss idle", self.id[:8], self.idle_seconds)
+            scope.cancel()
+            return
+        else:
+            delay = self.idle_seconds  # a request in flight or a stream open is use: look again later
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expire_when_idle, scope)
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
-        self._activity.set()
 
     # -- inbound -------------------------------------------------------------
     async def deliver(self, message: JSONRPCMessage, info: RequestInfo, *, can_send_request: bool = True) -> None:
@@ -154,12 +164,12 @@ class MCPSession:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             raise SessionClosed(self.id) from None
 
-    def expect_reply(self, request_id: RequestId) -> asyncio.Queue | None:
+    def expect_reply(self, request_id: RequestId) -> EventQueue | None:
         """A queue for the events of one request, or None if that id is already in flight."""
         if request_id in self._pending:
             return None
         self._request_streams += 1
-        queue: asyncio.Queue = asyncio.Queue()
+        queue = EventQueue()
         self._pending[request_id] = _Pending(f"r{self._request_streams}", queue)
         return queue
 
@@ -171,7 +181,7 @@ class MCPSession:
         self.touch()
 
     # -- streams opened by GET ------------------------------------------------------
-    async def open_stream(self, last_event_id: str | None = None) -> tuple[asyncio.Queue, str | None] | None:
+    async def open_stream(self, last_event_id: str | None = None) -> tuple[EventQueue, str | None] | None:
         """A queue for a GET stream and the id of its priming event, or None when taken (409).
 
         Without `last_event_id`: the standalone stream, from now on. With it:
@@ -183,11 +193,11 @@ class MCPSession:
         if last_event_id is None:
             if self._standalone is not None:
                 return None
-            self._standalone = asyncio.Queue()
+            self._standalone = EventQueue()
             self.touch()
             return self._standalone, self.events.priming_id(STANDALONE)
         stream, missed = self.events.after(last_event_id)
-        queue: asyncio.Queue = asyncio.Queue()
+        queue = EventQueue()
         for event in missed:
             queue.put_nowait(event)
         if stream == STANDALONE:
@@ -207,7 +217,7 @@ class MCPSession:
         self.touch()
         return queue, None
 
-    async def close_stream(self, queue: asyncio.Queue) -> None:
+    async def close_stream(self, queue: EventQueue) -> None:
         if self._standalone is queue:
             self._standalone = None
         for pending in self._pending.values():

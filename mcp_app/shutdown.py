@@ -4,7 +4,8 @@ A session that ran a plain (sync) function keeps an anyio worker thread,
 which only stops when its session task ends; left alone, it keeps the
 process alive after SIGTERM. daphne sends no ASGI lifespan events, so under
 daphne the sessions are closed from a Twisted shutdown trigger; under servers
-that do send lifespan events (uvicorn), from `lifespan.shutdown`.
+that do send lifespan events (uvicorn), from `lifespan.shutdown`. Then the
+audit rows still being written (`mcp_app.audit`) are waited for.
 """
 
 import asyncio
@@ -15,9 +16,10 @@ log = logging.getLogger(__name__)
 
 
 async def close_all_sessions() -> None:
-    from mcp_app import registry
+    from mcp_app import audit, registry
 
     await registry.host.shutdown()
+    await audit.flush()  # the audit rows of the last calls, if a write is still under way
 
 
 def close_sessions_when_daphne_stops() -> None:

@@ -18,6 +18,7 @@ from django.urls import path, re_path  # noqa: E402
 from mcp_app import shutdown  # noqa: E402
 from mcp_app.routing import urlpatterns as mcp_urlpatterns  # noqa: E402
 from mcpsite.checks import refuse_insecure_configuration  # noqa: E402
+from mcpsite.collector import tune_for_serving  # noqa: E402
 from mcpsite.health import healthz  # noqa: E402
 from mcpsite.proxy_headers import TrustedProxyHeaders  # noqa: E402
 
@@ -34,3 +35,4 @@ application = ProtocolTypeRouter(
         "lifespan": shutdown.lifespan,
     }
 )
+tune_for_serving()  # last: everything built so far lives as long as the process

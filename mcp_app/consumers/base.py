@@ -3,8 +3,8 @@
 Channels' AsyncHttpConsumer ends the consumer when `handle()` returns and
 cannot see `http.disconnect` while `handle()` is still running, which is
 exactly what a streaming endpoint must do. So each endpoint reads its body
-(bounded), then runs `handle()` beside a watcher for `http.disconnect`;
-whichever ends first ends the other. No channel is allocated per request:
+(bounded), then runs `handle()` while a watcher task waits for
+`http.disconnect`; whichever ends first ends the other. No channel is allocated per request:
 the channel layer is used only to reach another worker.
 """
 
@@ -17,6 +17,7 @@ from django.conf import settings
 from mcp_app import jsonrpc, registry
 from mcp_app.forwarding import DuplicateRequest, WorkerUnavailable
 from mcp_app.event_log import StreamClosed, UnknownEventId
+from mcp_app.event_queue import EventQueue
 from mcp_app.http import JSON, RESUMABLE_SINCE, SSE_HEADERS, SSE_PING, header, is_json_content, sse_event, sse_priming
 from mcp_app.principal import PRINCIPAL_SCOPE_KEY, Principal, RequestInfo
 from mcp_app.sessions import SessionClosed
@@ -43,14 +44,29 @@ class MCPEndpoint(AsyncConsumer):
             return
         if body is None:
             return  # the client left before sending its body
-        handler = asyncio.ensure_future(self._handle_safely(body))
+        # `handle()` runs in this task (one task per request, not two plus a wait: this
+        # is the hot path); the watcher cancels it if the client leaves first.
+        this = asyncio.current_task()
         watcher = asyncio.ensure_future(self._wait_for_disconnect(receive))
+        client_left = False
+
+        def on_disconnect(finished: asyncio.Task) -> None:
+            nonlocal client_left
+            if not finished.cancelled():
+                finished.exception()  # retrieved: a failed receive() also ends the request
+                client_left = True
+                this.cancel()
+
+        watcher.add_done_callback(on_disconnect)
         try:
-            await asyncio.wait({handler, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            await self._handle_safely(body)
+        except asyncio.CancelledError:
+            # Ours to swallow only if the only cancellation was the disconnect's.
+            if not client_left or this.uncancel() > 0:
+                raise
         finally:
-            for task in (handler, watcher):
-                task.cancel()
-            await asyncio.gather(handler, watcher, return_exceptions=True)
+            watcher.remove_done_callback(on_disconnect)
+            watcher.cancel()
 
     async def _read_body(self, receive) -> bytes | None:
         declared = header(self.scope, "content-length")
@@ -161,7 +177,7 @@ class MCPEndpoint(AsyncConsumer):
     async def end_stream(self) -> None:
         await self._send({"type": "http.response.body", "body": b""})
 
-    async def pump_events(self, queue: asyncio.Queue, *, stop_at_reply: bool, with_ids: bool = True) -> None:
+    async def pump_events(self, queue: EventQueue, *, stop_at_reply: bool, with_ids: bool = True) -> None:
         """Write queued events as SSE, with comment pings while idle.
 
         Returns when the session (or a replayed stream) ends, when the engine
@@ -170,7 +186,7 @@ class MCPEndpoint(AsyncConsumer):
         """
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), timeout=settings.MCP_SSE_PING_SECONDS)
+                event = await queue.get(timeout=settings.MCP_SSE_PING_SECONDS)
             except TimeoutError:
                 await self.send_chunk(SSE_PING)
                 continue

@@ -10,6 +10,12 @@ tool has) is JSON-RPC -32602, invalid params, naming the problems.
 The check wraps the handler rather than being a middleware so that it runs
 inside every middleware, whatever their order: the audit trail sees these
 errors like any other.
+
+It runs on every call, so it is made cheap for the schemas type hints give
+(scalar properties, nothing else): a direct check says whether the arguments
+are surely valid, and only when it cannot say so does jsonschema run, so the
+problems it reports are jsonschema's, word for word. Each schema's check and
+jsonschema validator are built once.
 """
 
 from typing import Any
@@ -24,6 +30,9 @@ from mcp_app.tools.numbers import is_finite_number
 
 MAX_PROBLEMS = 10
 PROBLEM_CHARS = 200  # per problem: a message must not echo a huge argument back
+MAX_COMPILED_SCHEMAS = 1000  # one per tool; forgotten all at once past this
+# Keywords that only describe; they never make an instance invalid.
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples"})
 
 # A JSON number is finite (RFC 8259 has no NaN or Infinity) but the JSON-RPC
 # parser accepts those tokens; they, and integers too large for a double, are
@@ -58,8 +67,63 @@ def require_valid_arguments(server: MCPServer) -> None:
 
 def argument_problems(schema: dict[str, Any], arguments: dict[str, Any]) -> list[str]:
     """What is wrong with ``arguments`` for a tool with input schema ``schema``, if anything."""
-    errors = sorted(_ArgumentValidator(schema).iter_errors(arguments), key=lambda e: [str(p) for p in e.path])
+    surely_valid, validator = _compiled(schema)
+    if surely_valid is not None and surely_valid(arguments):
+        return []
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.path])
     return [_describe(error)[:PROBLEM_CHARS] for error in errors[:MAX_PROBLEMS]]
+
+
+# The same checks the validator's type checker makes, for the scalar types of a simple schema.
+_SCALAR_CHECKS = {
+    "number": is_finite_number,
+    "string": lambda value: isinstance(value, str),
+    "boolean": lambda value: isinstance(value, bool),
+}
+_compiled_schemas: dict[int, tuple[dict[str, Any], Any, Any]] = {}
+
+
+def _compiled(schema: dict[str, Any]):
+    """``(surely_valid or None, validator)`` for ``schema``, built on first use.
+
+    Keyed by identity (a tool's schema is one object for its lifetime), holding the
+    schema itself so that its id cannot be reused by another."""
+    entry = _compiled_schemas.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        if len(_compiled_schemas) >= MAX_COMPILED_SCHEMAS:
+            _compiled_schemas.clear()
+        entry = (schema, _surely_valid_check(schema), _ArgumentValidator(schema))
+        _compiled_schemas[id(schema)] = entry
+    return entry[1], entry[2]
+
+
+def _surely_valid_check(schema: dict[str, Any]):
+    """For an object schema whose properties are all plain ``number``, ``string`` or
+    ``boolean`` (and ``required``), a function telling whether arguments are valid
+    without jsonschema; None for any other schema, which jsonschema always checks."""
+    if schema.get("type") != "object" or set(schema) - _ANNOTATIONS - {"type", "properties", "required"}:
+        return None
+    properties, required = schema.get("properties", {}), schema.get("required", [])
+    if not isinstance(properties, dict) or not isinstance(required, list):
+        return None
+    checks = {}
+    for name, subschema in properties.items():
+        if not isinstance(subschema, dict) or set(subschema) - _ANNOTATIONS - {"type"}:
+            return None
+        kind = subschema.get("type")
+        check = _SCALAR_CHECKS.get(kind) if isinstance(kind, str) else None
+        if check is None:
+            return None
+        checks[name] = check
+
+    def surely_valid(arguments: Any) -> bool:
+        return (
+            isinstance(arguments, dict)
+            and all(name in arguments for name in required)
+            and all(check(arguments[name]) for name, check in checks.items() if name in arguments)
+        )
+
+    return surely_valid
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -1,0 +1,265 @@
+"""The benchmark's report: one Markdown table per measurement, the targets, and a plot.
+
+`write(results, directory)` writes `<stamp>.md`, `<stamp>.json` (the raw
+runs) and `<stamp>.png` (latency against concurrency) and returns the Markdown.
+"""
+
+import json
+import math
+from pathlib import Path
+from statistics import median
+
+LABELS = {
+    "ours-daphne": "ours, daphne",
+    "ours-uvicorn": "ours, uvicorn",
+    "ours-unguarded-daphne": "ours, daphne, no token guard",
+    "sdk-http": "SDK reference",
+    "sdk-sse": "SDK reference",
+    "floor-daphne": "floor, daphne",
+    "floor-uvicorn": "floor, uvicorn",
+}
+TRANSPORTS = {"http": "Streamable HTTP", "sse": "HTTP+SSE"}
+STREAMS = {"sse": "GET /sse", "get": "GET /mcp"}
+REFERENCE = {"http": "sdk-http", "sse": "sdk-sse"}
+# The floor each server is held against: the same HTTP server under the bare consumer.
+FLOOR_OF = {
+    "ours-daphne": "floor-daphne", "ours-unguarded-daphne": "floor-daphne", "floor-daphne": "floor-daphne",
+    "ours-uvicorn": "floor-uvicorn", "sdk-http": "floor-uvicorn", "sdk-sse": "floor-uvicorn", "floor-uvicorn": "floor-uvicorn",
+}
+TARGET_USERS = 32
+OTHER_LOAD_WARNING = 0.15  # cores busy with other work during a window
+
+
+def progress_line(row: dict) -> str:
+    if "failed" in row:
+        return f"{row['transport']:4} {row['users']:>3} {row['server']:22} FAILED: {row['failed'].strip().splitlines()[-1:]}"
+    return (
+        f"{row['transport']:4} {row['users']:>3} {row['server']:22} {row['throughput']:8.0f}/s "
+        f"p50 {row['p50_ms']:6.1f} p99 {row['p99_ms']:6.1f} ms  srv {row['server_cpu'] or 0:.2f} "
+        f"gen {row['client_cpu']:.2f} other {row['other_cpu']:.2f} cores  err {row['errors']}"
+    )
+
+
+# -- aggregation ------------------------------------------------------------------------------
+class Stat:
+    """Median, min and max of one figure across repeats."""
+
+    def __init__(self, values):
+        values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        self.n = len(values)
+        self.mid = median(values) if values else math.nan
+        self.lo = min(values) if values else math.nan
+        self.hi = max(values) if values else math.nan
+
+    def fmt(self, digits=0, scale=1.0) -> str:
+        if not self.n:
+            return "–"
+        f = f"{{:,.{digits}f}}"
+        return f"{f.format(self.mid * scale)} ({f.format(self.lo * scale)}–{f.format(self.hi * scale)})"
+
+
+def _cells(rows):
+    cells = {}
+    for row in rows:
+        if "failed" not in row:
+            cells.setdefault((row["transport"], row["users"], row["server"]), []).append(row)
+    return cells
+
+
+def _stat(runs, key) -> Stat:
+    return Stat([r.get(key) for r in runs])
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b and not math.isnan(a) and not math.isnan(b) else "–"
+
+
+# -- Markdown -----------------------------------------------------------------------------------
+def calls_table(rows) -> list[str]:
+    cells = _cells(rows)
+    lines = [
+        "| transport | users | server | tools/call/s | p50 ms | p99 ms | RSS MiB | × SDK | × floor | errors |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    order = list(LABELS)
+    for (transport, users, server), runs in sorted(cells.items(), key=lambda kv: (kv[0][0] != "http", kv[0][1], order.index(kv[0][2]))):
+        throughput = _stat(runs, "throughput")
+        reference = cells.get((transport, users, REFERENCE[transport]))
+        floor = cells.get((transport, users, FLOOR_OF[server]))
+        vs_ref = _ratio(throughput.mid, _stat(reference, "throughput").mid) if reference else "–"
+        vs_floor = _ratio(throughput.mid, _stat(floor, "throughput").mid) if floor else "–"
+        errors = sum(r["errors"] for r in runs)
+        lines.append(
+            f"| {TRANSPORTS[transport]} | {users} | {LABELS[server]} | {throughput.fmt()} | {_stat(runs, 'p50_ms').fmt(1)} "
+            f"| {_stat(runs, 'p99_ms').fmt(1)} | {_stat(runs, 'rss_kib').fmt(0, 1 / 1024)} | {vs_ref} | {vs_floor} | {errors} |"
+        )
+    return lines
+
+
+def idle_table(rows) -> list[str]:
+    lines = ["| server | stream held open | KiB per idle session | sessions open | RSS before → after (MiB) |", "|---|---|---:|---:|---|"]
+    for row in rows:
+        if "failed" in row:
+            lines.append(f"| {LABELS[row['server']]} | {STREAMS[row['stream']]} | failed | – | – |")
+            continue
+        lines.append(
+            f"| {LABELS[row['server']]} | {STREAMS[row['stream']]} | {row['kib_per_session']:.1f} | {row['streams']:,} "
+            f"| {row['rss_before_kib'] / 1024:.0f} → {row['rss_after_kib'] / 1024:.0f} |"
+        )
+    return lines
+
+
+def guard_lines(rows) -> tuple[list[str], float | None]:
+    cells = _cells(rows)
+    guarded = cells.get(("http", TARGET_USERS, "ours-daphne"))
+    unguarded = cells.get(("http", TARGET_USERS, "ours-unguarded-daphne"))
+    if not guarded or not unguarded:
+        return [], None
+    g, u = _stat(guarded, "throughput"), _stat(unguarded, "throughput")
+    cost = 1 - g.mid / u.mid
+    lines = [
+        "| Streamable HTTP, 32 users, daphne | tools/call/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|",
+        f"| with the token guard | {g.fmt()} | {_stat(guarded, 'p50_ms').fmt(1)} | {_stat(guarded, 'p99_ms').fmt(1)} |",
+        f"| without it (`bench/unguarded_asgi.py`) | {u.fmt()} | {_stat(unguarded, 'p50_ms').fmt(1)} | {_stat(unguarded, 'p99_ms').fmt(1)} |",
+        "",
+        f"Token guard cost: {cost * 100:.1f}% of throughput (median of each).",
+    ]
+    return lines, cost
+
+
+def scale_out_lines(rows) -> tuple[list[str], float | None]:
+    by_workers = {}
+    for row in rows:
+        if "failed" not in row:
+            by_workers.setdefault(row["workers"], []).append(row)
+    if not by_workers:
+        return [], None
+    one = _stat(by_workers.get(1, []), "throughput").mid
+    lines = ["| workers (nginx, Redis, PostgreSQL) | users | tools/call/s | p50 ms | p99 ms | × 1 worker | errors |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for workers, runs in sorted(by_workers.items()):
+        t = _stat(runs, "throughput")
+        lines.append(
+            f"| {workers} | {runs[0]['users']} | {t.fmt()} | {_stat(runs, 'p50_ms').fmt(1)} | {_stat(runs, 'p99_ms').fmt(1)} "
+            f"| {_ratio(t.mid, one)} | {sum(r['errors'] for r in runs)} |"
+        )
+    two = by_workers.get(2)
+    return lines, (_stat(two, "throughput").mid / one if two and one else None)
+
+
+def targets_table(results, guard_cost, scale) -> list[str]:
+    cells = _cells(results["calls"])
+
+    def mid(server, key, transport="http"):
+        runs = cells.get((transport, TARGET_USERS, server))
+        return _stat(runs, key).mid if runs else math.nan
+
+    rows = []
+    for transport in ("http", "sse"):
+        ref = REFERENCE[transport]
+        name = TRANSPORTS[transport]
+        d, u, r = mid("ours-daphne", "throughput", transport), mid("ours-uvicorn", "throughput", transport), mid(ref, "throughput", transport)
+        dp99, rp99 = mid("ours-daphne", "p99_ms", transport), mid(ref, "p99_ms", transport)
+        rows.append((f"{name}, daphne, 32 users: throughput ≥ 1.0x SDK", f"{d / r:.2f}x", d / r >= 1.0))
+        rows.append((f"{name}, daphne, 32 users: p99 no worse than SDK", f"{dp99:.1f} vs {rp99:.1f} ms", dp99 <= rp99))
+        rows.append((f"{name}, uvicorn, 32 users: throughput ≥ 1.5x SDK", f"{u / r:.2f}x", u / r >= 1.5))
+    for row in results["idle"]:
+        if row["server"].startswith("ours") and "kib_per_session" in row:
+            kib = row["kib_per_session"]
+            rows.append((f"idle session on {STREAMS[row['stream']]}: ≤ 40 KiB", f"{kib:.1f} KiB", kib <= 40))
+    if guard_cost is not None:
+        rows.append(("token guard: ≤ 10% of throughput", f"{guard_cost * 100:.1f}%", guard_cost <= 0.10))
+    if scale is not None:
+        rows.append(("2 workers ≥ 1.7x one", f"{scale:.2f}x", scale >= 1.7))
+    lines = ["| target | measured | met |", "|---|---:|:---:|"]
+    lines += [f"| {what} | {value} | {'yes' if ok else '**no**'} |" for what, value, ok in rows]
+    return lines
+
+
+def markdown(results) -> str:
+    meta = results["meta"]
+    busy = [r for r in results["calls"] if "failed" not in r and r.get("other_cpu", 0) > OTHER_LOAD_WARNING]
+    guard, guard_cost = guard_lines(results["calls"])
+    scale, scale_ratio = scale_out_lines(results.get("scale_out", []))
+    pinning = (
+        "each server pinned to core 0, the load generator to core 1"
+        if meta["pinned"] else "nothing pinned (one core)"
+    )
+    out = [
+        f"# Benchmark, {meta['started']}",
+        "",
+        f"{meta['cpus']} × {meta['cpu_model']}, Python {meta['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+        + f"; loopback, one worker per server, {pinning}; {meta['repeats']} repeats of {meta['window_s']:g} s "
+        f"(after {meta['warmup_s']:g} s of warm-up), servers alternated; whole run {meta.get('duration_s', '?')} s. "
+        "Figures are the median of the repeats, with (min–max). × SDK: throughput against the SDK reference in the same "
+        "cell; × floor: against the bare Channels consumer under the same HTTP server (uvicorn for the SDK).",
+        "",
+        "## tools/call",
+        "",
+        *calls_table(results["calls"]),
+        "",
+        "## Memory per idle session (1,000 sessions, each with its stream open)",
+        "",
+        *idle_table(results["idle"]),
+        "",
+    ]
+    if guard:
+        out += ["## Token guard", "", *guard, ""]
+    if scale:
+        out += [
+            "## Scale-out (nothing pinned: the workers, nginx, Redis, PostgreSQL and the load generator share the cores)",
+            "",
+            *scale,
+            "",
+        ]
+    out += ["## Targets", "", *targets_table(results, guard_cost, scale_ratio), ""]
+    if busy:
+        worst = max(r["other_cpu"] for r in busy)
+        out += [f"Note: other processes kept up to {worst:.2f} cores busy during {len(busy)} of the runs; their spread shows it.", ""]
+    return "\n".join(out)
+
+
+# -- plot -----------------------------------------------------------------------------------------
+def plot(results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = _cells(results["calls"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    for ax, transport in zip(axes, ("http", "sse")):
+        servers = [s for s in LABELS if s != "ours-unguarded-daphne" and any(k[0] == transport and k[2] == s for k in cells)]
+        for index, server in enumerate(servers):
+            users = sorted(u for (t, u, s) in cells if t == transport and s == server)
+            color = f"C{index}"
+            for key, style in (("p50_ms", "-"), ("p99_ms", "--")):
+                ys = [_stat(cells[(transport, u, server)], key).mid for u in users]
+                label = f"{LABELS[server]} {key[:3]}"
+                ax.plot(users, ys, style, marker="o", color=color, label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks([1, 32, 256], labels=["1", "32", "256"])
+        ax.set_xlabel("concurrent users")
+        ax.set_title(f"tools/call add over {TRANSPORTS[transport]}")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("latency, ms (solid p50, dashed p99)")
+    axes[1].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Benchmark {results['meta']['started']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results, directory: Path) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = results["meta"]["stamp"]
+    text = markdown(results)
+    (directory / f"{stamp}.md").write_text(text)
+    (directory / f"{stamp}.json").write_text(json.dumps(results, indent=1))
+    try:
+        plot(results, directory / f"{stamp}.png")
+    except ImportError:
+        pass  # matplotlib is a bench requirement; the table stands without the plot
+    return text

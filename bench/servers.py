@@ -1,0 +1,187 @@
+"""Starting each server of the benchmark on loopback, pinned to a core.
+
+- `ours`: this project (`mcpsite.asgi`), one worker, authentication on, with
+  its own copy of a migrated SQLite database holding the bench user, an OAuth
+  client and an access token minted for the servers' origins, under daphne or
+  uvicorn; `ours-unguarded` is the same without the bearer guard
+  (`bench/unguarded_asgi.py`);
+- `sdk`: the SDK's MCPServer (`bench/reference_server.py`), as `MCPServer.run` serves it;
+- `floor`: the bare Channels consumers of `bench/floor.py`, under daphne or uvicorn.
+
+Each server runs with its server's default logging (daphne's and uvicorn's
+access logs on, as `MCPServer.run` and this project's systemd unit run them),
+written to a file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.live_server import PROJECT_DIR, Template, _base_env, _random_secret_key, prepare_template
+
+# The settings a developer's shell may export; no server here inherits them.
+_CONFIG_PREFIXES = ("DJANGO_", "MCP_")
+_CONFIG_NAMES = {"DATABASE_URL", "REDIS_URL"}
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+
+__all__ = ["HOST", "Server", "free_port", "mint_token", "prepare_template", "start"]
+
+# Run inside `manage.py shell -c`: an OAuth client of the bench user and one access
+# token bound (RFC 8707 `resource`) to every origin a server of ours will listen on.
+_MINT_TOKEN = """
+import os, secrets
+from datetime import timedelta
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_application_model, set_token_value
+user = get_user_model().objects.get(username=os.environ["BENCH_USERNAME"])
+application = get_application_model().objects.create(
+    name="bench", client_type="public", authorization_grant_type="authorization-code",
+    redirect_uris="http://127.0.0.1:33418/callback", user=user)
+raw = secrets.token_urlsafe(30)
+token = get_access_token_model()(user=user, application=application, scope="mcp",
+    resource=os.environ["BENCH_RESOURCES"].split(","), expires=timezone.now() + timedelta(hours=6))
+set_token_value(token, raw)
+token.save()
+print("TOKEN=" + raw)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def mint_token(database_url: str, username: str, origins: list[str]) -> str:
+    """An access token for `username`, valid at each of `origins`, written into the database."""
+    env = _clean_env() | {
+        "DJANGO_SETTINGS_MODULE": "mcpsite.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": _random_secret_key(),
+        "DJANGO_ALLOWED_HOSTS": HOST,
+        "DATABASE_URL": database_url,
+        "BENCH_USERNAME": username,
+        "BENCH_RESOURCES": ",".join(origins),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", _MINT_TOKEN],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    line = next((line for line in result.stdout.splitlines() if line.startswith("TOKEN=")), None)
+    if result.returncode != 0 or line is None:
+        raise RuntimeError(f"minting the bench token failed:\n{result.stderr}{result.stdout}")
+    return line.removeprefix("TOKEN=")
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen = field(repr=False)
+    log: Path = field(repr=False)
+    extra_pids: list[int] = field(default_factory=list)  # processes besides the main one (scale-out)
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.process.pid, *self.extra_pids]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rpartition(":")[2])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_TIMEOUT)
+
+
+def _pinned(cpus: set[int] | None):
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def _answers_http(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=2) as sock:
+            sock.sendall(b"GET /bench-probe HTTP/1.1\r\nhost: %s:%d\r\nconnection: close\r\n\r\n" % (HOST.encode(), port))
+            return sock.recv(16).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
+def launch(name: str, command: list[str], env: dict[str, str], port: int, directory: Path, cpus: set[int] | None) -> Server:
+    """Start `command` (which must listen on `port`) and return once it answers HTTP."""
+    log = directory / f"{name}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, preexec_fn=_pinned(cpus),
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        if _answers_http(port):
+            return Server(name, f"http://{HOST}:{port}", process, log)
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{name} did not answer on port {port} within {START_TIMEOUT}s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def _daphne(app: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), app]
+
+
+def _uvicorn(app: str, port: int, *options: str) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--host", HOST, "--port", str(port), *options, app]
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_PREFIXES) and k not in _CONFIG_NAMES}
+
+
+def start(
+    name: str,
+    port: int,
+    directory: Path,
+    *,
+    template: Template | None = None,
+    token: str | None = None,
+    cpus: set[int] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Server:
+    """Start the server called `name` (see the module docstring) on `port`."""
+    directory = Path(directory) / name
+    directory.mkdir(parents=True, exist_ok=True)
+    if name.startswith("ours"):
+        database = directory / "db.sqlite3"
+        shutil.copyfile(template.database, database)
+        env = _base_env(database, _random_secret_key(), {"BENCH_TOKEN": token, **(extra_env or {})})
+        app = "bench.unguarded_asgi:application" if "unguarded" in name else "mcpsite.asgi:application"
+        command = _uvicorn(app, port) if "uvicorn" in name else _daphne(app, port)
+    elif name.startswith("sdk"):
+        env = _clean_env()
+        command = [sys.executable, "bench/reference_server.py", "sse" if name.endswith("sse") else "streamable-http", str(port)]
+    elif name.startswith("floor"):
+        env = _clean_env()
+        command = _uvicorn("bench.floor:application", port, "--lifespan", "off") if "uvicorn" in name else _daphne("bench.floor:application", port)
+    else:
+        raise ValueError(f"unknown server {name!r}")
+    env["PYTHONUNBUFFERED"] = "1"
+    return launch(name, command, env, port, directory, cpus)
