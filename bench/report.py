@@ -228,26 +228,28 @@ def plot(results, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cells = _cells(results["calls"])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharey=True)
+    shown = [s for s in LABELS if s not in ("ours-unguarded-daphne", "sdk-sse")]  # one colour per server
     for ax, transport in zip(axes, ("http", "sse")):
-        servers = [s for s in LABELS if s != "ours-unguarded-daphne" and any(k[0] == transport and k[2] == s for k in cells)]
-        for index, server in enumerate(servers):
-            users = sorted(u for (t, u, s) in cells if t == transport and s == server)
-            color = f"C{index}"
+        for index, server in enumerate(shown):
+            name = REFERENCE[transport] if server == "sdk-http" else server
+            users = sorted(u for (t, u, s) in cells if t == transport and s == name)
+            if not users:
+                continue
             for key, style in (("p50_ms", "-"), ("p99_ms", "--")):
-                ys = [_stat(cells[(transport, u, server)], key).mid for u in users]
-                label = f"{LABELS[server]} {key[:3]}"
-                ax.plot(users, ys, style, marker="o", color=color, label=label)
+                ys = [_stat(cells[(transport, u, name)], key).mid for u in users]
+                label = LABELS[server] if key == "p50_ms" and transport == "http" else None
+                ax.plot(users, ys, style, marker="o", color=f"C{index}", label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks([1, 32, 256], labels=["1", "32", "256"])
-        ax.set_xlabel("concurrent users")
+        ax.set_xlabel("concurrent users (each with its own session)")
         ax.set_title(f"tools/call add over {TRANSPORTS[transport]}")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("latency, ms (solid p50, dashed p99)")
-    axes[1].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"Benchmark {results['meta']['started']}")
-    fig.tight_layout()
+    axes[0].set_ylabel("latency, ms (solid: p50, dashed: p99)")
+    fig.legend(loc="lower center", ncol=len(shown), fontsize=8, frameon=False)
+    fig.suptitle(f"Benchmark {results['meta']['started']}: median of {results['meta']['repeats']} repeats")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -9,7 +9,7 @@ spread between repeats. Then memory per idle session (fresh servers) and,
 unless `--no-scale-out`, one worker against two behind nginx. Prints the
 Markdown table and writes it, the raw numbers and a plot to bench/results/.
 
-    python bench/run.py [--window 4] [--repeats 3] [--users 1,32,256] [--streams 1000] [--no-scale-out]
+    python bench/run.py [--window 3] [--repeats 3] [--users 1,32,256] [--streams 1000] [--no-scale-out]
 """
 
 import argparse
@@ -96,8 +96,8 @@ def measure_idle(template, token: str, ports: dict, directory: Path, args, log) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--window", type=float, default=4.0, help="measured seconds per run")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each window")
+    parser.add_argument("--window", type=float, default=3.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=0.75, help="seconds of load before each window")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--users", default="1,32,256", help="virtual users per run, comma-separated")
     parser.add_argument("--streams", type=int, default=1000, help="idle sessions for the memory measurement")

@@ -191,6 +191,15 @@ def test_expired_token(flow):
     assert "expired" in response.json()["error_description"]
 
 
+def test_a_cached_token_costs_no_database_query(flow, django_assert_num_queries):
+    """The hot path: once validated, a token is served from the in-process cache."""
+    _client_id, token = flow
+    with django_assert_num_queries(1):  # the first request looks the token up
+        assert call(token=token).status == 200
+    with django_assert_num_queries(0):
+        assert call(token=token).status == 200
+
+
 def test_cached_token_is_not_trusted_past_its_expiry(user, application):
     """A cache entry lives min(MCP_TOKEN_CACHE_SECONDS, time left on the token): checked on the
     entry itself, so no test has to wait for a token to expire."""
