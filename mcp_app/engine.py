@@ -5,6 +5,7 @@ middleware. Sessions drive its low-level server."""
 from functools import cache
 
 from django.conf import settings
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.mcpserver import MCPServer
@@ -26,6 +27,9 @@ def build_server() -> MCPServer:
 
     # The lifespan is entered once per session: its value is that session's state.
     server = MCPServer(name=SERVER_NAME, instructions=INSTRUCTIONS, lifespan=session_lifespan)
+    if not settings.MCP_OPENTELEMETRY:
+        # The SDK's documented opt-out: drop its span middleware from the list.
+        server.middleware[:] = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
     register_tools(server)
     track_sessions(server)
     install_logging_level(server)

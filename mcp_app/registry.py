@@ -76,6 +76,7 @@ class SessionHost:
             idle_seconds=settings.MCP_SESSION_IDLE_SECONDS,
             on_end=self.forget,
             event_capacity=settings.MCP_EVENT_LOG_SIZE,
+            route=settings.MCP_WORKER_ROUTE,
         )
         self._sessions[session.id] = session
         session.start()

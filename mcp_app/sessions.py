@@ -60,8 +60,12 @@ class _Pending:
 
 
 class MCPSession:
-    def __init__(self, principal: Principal, transport: Transport, idle_seconds: float, on_end=None, event_capacity: int = 1000):
-        self.id = secrets.token_urlsafe(32)  # unguessable: it is a capability next to the token
+    def __init__(self, principal: Principal, transport: Transport, idle_seconds: float, on_end=None,
+                 event_capacity: int = 1000, route: str = ""):
+        # Unguessable: it is a capability next to the token. A worker route in front lets a
+        # proxy send the session's requests to this worker (MCP_WORKER_ROUTE, deploy/nginx).
+        secret = secrets.token_urlsafe(32)
+        self.id = f"{route}.{secret}" if route else secret
         self.principal = principal
         self.transport = transport
         self.protocol_version: str | None = None

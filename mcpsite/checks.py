@@ -5,6 +5,7 @@ They run with every management command and when the ASGI application loads
 With ``DJANGO_DEBUG`` on they stay quiet: development runs on defaults.
 """
 
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -91,6 +92,24 @@ def check_allowed_hosts(app_configs=None, **kwargs):
                 hint="A wildcard host list lets any Host header through (DNS rebinding, poisoned "
                 "absolute URLs); list the real host names.",
                 id="mcpsite.E005",
+            )
+        ]
+    return []
+
+
+# A worker route goes into session ids and is matched by the proxy: letters, digits, `_`, `-`.
+_WORKER_ROUTE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+@register(CONFIGURATION_TAG)
+def check_worker_route(app_configs=None, **kwargs):
+    route = settings.MCP_WORKER_ROUTE
+    if route and not _WORKER_ROUTE.fullmatch(route):
+        return [
+            Error(
+                f"MCP_WORKER_ROUTE {route!r} is not a route name.",
+                hint="Use 1 to 32 letters, digits, '_' or '-' (the systemd unit uses the worker's port).",
+                id="mcpsite.E006",
             )
         ]
     return []

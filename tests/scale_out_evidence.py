@@ -101,3 +101,10 @@ def workers_that_served(cluster: Cluster, session_id: str) -> set[str]:
         for line in cluster.nginx.access_log()
         if _session_of(line) == session_id
     }
+
+
+def owner_of(cluster: Cluster, session_id: str) -> Worker:
+    """The worker that issued `session_id`: its route (MCP_WORKER_ROUTE, the port) leads the id."""
+    route = session_id.split(".", 1)[0]
+    (owner,) = [worker for worker in cluster.workers if str(worker.port) == route]
+    return owner

@@ -398,6 +398,13 @@ def worker_command(port: int) -> tuple[list[str], Path]:
     return argv, Path(local(root))
 
 
+def unit_environment(port: int) -> dict[str, str]:
+    """The unit's own `Environment=NAME=value` for instance `port` (one assignment per line)."""
+    value = _unit_service_section().get("Environment", "")
+    name, _, assigned = value.partition("=")
+    return {name: assigned.replace("%i", str(port))} if name else {}
+
+
 def production_env(path: Path = ENV_EXAMPLE) -> dict[str, str]:
     """KEY=VALUE lines of an EnvironmentFile (what systemd reads from /etc/mcp/production.env)."""
     values = {}
@@ -430,7 +437,7 @@ class Worker:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.argv, self.cwd = worker_command(port)
-        self.env = env
+        self.env = env | unit_environment(port)
         self._process: _Process | None = None
         self._killed = False
 
@@ -499,15 +506,27 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
-    upstream mcp_workers {{
-{servers}
-    }}
+{upstreams}
     server {{
         listen {host}:{port};
         include {snippet};
     }}
 }}
 """
+def affinity_upstreams(ports: list[int]) -> str:
+    """What deploy/nginx/mcp-site.conf declares for workers 8001 and 8002, for `ports`: the
+    pool for new sessions, one upstream per worker (the others as backups) and the map from
+    a session id's route (the worker's port, MCP_WORKER_ROUTE) to its worker's upstream."""
+    lines = ["    upstream mcp_workers {", *(f"        server {HOST}:{port};" for port in ports), "        keepalive 32;", "    }"]
+    for port in ports:
+        lines += [f"    upstream mcp_worker_{port} {{", f"        server {HOST}:{port};",
+                  *(f"        server {HOST}:{other} backup;" for other in ports if other != port),
+                  "        keepalive 16;", "    }"]
+    lines += ['    map "$http_mcp_session_id $arg_sessionid" $mcp_upstream {', "        default mcp_workers;",
+              *(f'        "~(^| ){port}\\." mcp_worker_{port};' for port in ports), "    }"]
+    return "\n".join(lines)
+
+
 _NGINX_LINE = re.compile(
     r"^(?P<method>\S+) (?P<target>\S+) (?P<status>\d+) upstream=(?P<upstream>.*?) "
     r"session_in=(?P<session_in>\S+) session_out=(?P<session_out>\S+) agent=\"(?P<agent>[^\"]*)\" time=(?P<time>\S+)$"
@@ -537,9 +556,9 @@ class Nginx:
         self._process: _Process | None = None
 
     def start(self) -> None:
-        servers = "\n".join(f"        server {HOST}:{port};" for port in self.upstream_ports)
         self.conf.write_text(_NGINX_CONF.format(
-            prefix=self.directory, servers=servers, host=HOST, port=self.port, snippet=PROXY_SNIPPET))
+            prefix=self.directory, upstreams=affinity_upstreams(self.upstream_ports), host=HOST, port=self.port,
+            snippet=PROXY_SNIPPET))
         nginx = _binary("nginx", "/usr/sbin/nginx")
         # -e: the error log from the first line on (the compiled-in path may not be writable).
         argv = [nginx, "-p", str(self.directory), "-e", str(self.directory / "error.log"), "-c", str(self.conf),

@@ -52,6 +52,13 @@ def test_wildcard_and_empty_hosts(production):
     assert "mcpsite.E004" in _ids(production, ALLOWED_HOSTS=[])
 
 
+def test_worker_route_must_be_a_plain_name(production):
+    """The route prefixes session ids and is matched by nginx: a dot or a space would break both."""
+    assert _ids(production, MCP_WORKER_ROUTE="8001") == set()
+    assert "mcpsite.E006" in _ids(production, MCP_WORKER_ROUTE="a.b")
+    assert "mcpsite.E006" in _ids(production, MCP_WORKER_ROUTE="x" * 33)
+
+
 def test_debug_stays_quiet(settings):
     assert _ids(settings, DEBUG=True, SECRET_KEY="", ALLOWED_HOSTS=["*"]) == set()
 

@@ -217,3 +217,16 @@ async def post_and_hold(app, headers: dict, message: dict) -> ApplicationCommuni
     communicator = ApplicationCommunicator(app, scope)
     await communicator.send_input({"type": "http.request", "body": json.dumps(message).encode()})
     return communicator
+
+
+def test_opentelemetry_spans_only_when_asked_for(settings):
+    """The SDK's span middleware costs ~12% of a tools/call even with no exporter: off by default."""
+    from mcp.server._otel import OpenTelemetryMiddleware
+
+    def has_spans():
+        return any(isinstance(m, OpenTelemetryMiddleware) for m in build_server().middleware)
+
+    settings.MCP_OPENTELEMETRY = False
+    assert not has_spans()
+    settings.MCP_OPENTELEMETRY = True
+    assert has_spans()

@@ -23,6 +23,17 @@ async def transport(request, app, token):
 
 
 # -- the protocol, over each transport ---------------------------------------------------
+async def test_session_ids_name_the_worker_route_when_one_is_set(app, token, settings):
+    """`<route>.<secret>`: what lets nginx send a session's requests to its worker (deploy/nginx)."""
+    settings.MCP_WORKER_ROUTE = "8001"
+    for client in (StreamableHTTPClient(app, token), LegacySSEClient(app, token)):
+        await client.initialize()
+        route, _, secret = client.session_id.partition(".")
+        assert (route, len(secret)) == ("8001", 43)
+        assert (await client.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}}))["result"]["isError"] is False
+        await client.close()
+
+
 async def test_initialize_negotiates_and_names_the_server(transport):
     reply = await transport.initialize()
     result = reply["result"]

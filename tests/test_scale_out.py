@@ -51,6 +51,7 @@ from tests.scale_out_evidence import (
     checksum,
     eventually,
     logged,
+    owner_of,
     query,
     sessions_opened,
     tool_calls,
@@ -299,9 +300,9 @@ async def test_mcp_remote_through_nginx(cluster, tmp_path, path, args):
 
     assert [value_of(r) for r in results] == [{"result": n + 1} for n in range(4)]
     assert value_of(who)["client"]["client_id"] == remote.client_info()["client_id"]
-    # The session its calls went to was served by both workers: nginx has no affinity.
+    # Session affinity: nginx sent every request of the session to the worker that issued it.
     session_id = busiest_session(cluster, mark)
-    assert workers_that_served(cluster, session_id) == {"worker1", "worker2"}
+    assert workers_that_served(cluster, session_id) == {owner_of(cluster, session_id).name}
     assert [row[0] for row in tool_calls(cluster, session_id)] == ["add"] * 4 + ["whoami"]
 
 
@@ -335,7 +336,7 @@ async def test_sdk_client_through_nginx(cluster, path):
     assert sampled.content[0].text == f"LLM response: {SAMPLED_ANSWER}"
     assert elicited.content[0].text == f"User response: action=accept, content={json.dumps(ELICITED)}"
     session_id = busiest_session(cluster, mark)
-    assert workers_that_served(cluster, session_id) == {"worker1", "worker2"}
+    assert workers_that_served(cluster, session_id) == {owner_of(cluster, session_id).name}
     assert [row[0] for row in tool_calls(cluster, session_id)] == ["add"] * 3 + [
         "test_tool_with_progress", "test_sampling", "test_elicitation"]
 
