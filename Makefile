@@ -40,7 +40,7 @@ test-deps: install node_modules/.installed system-packages
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_user
-	$(BIN)/daphne -b $(HOST) -p $(PORT) mcpsite.asgi:application
+	$(BIN)/python -m mcpsite.serve -b $(HOST) -p $(PORT) mcpsite.asgi:application
 
 test: test-deps
 	$(BIN)/python -m pytest

@@ -166,7 +166,7 @@ def start_live_server(template: Template, directory: Path, **extra_env: str) -> 
     with open(stderr_path, "wb") as err, open(directory / "daphne.stdout", "wb") as out:
         process = subprocess.Popen(
             # port=0: the kernel picks a free port atomically; no bind-then-release race.
-            [sys.executable, "-m", "daphne", "--endpoint", f"tcp:port=0:interface={HOST}", "mcpsite.asgi:application"],
+            [sys.executable, "-m", "mcpsite.serve", "--endpoint", f"tcp:port=0:interface={HOST}", "mcpsite.asgi:application"],
             cwd=PROJECT_DIR,
             env=env,
             stdout=out,
