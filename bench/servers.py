@@ -144,8 +144,8 @@ def launch(name: str, command: list[str], env: dict[str, str], port: int, direct
     raise RuntimeError(f"{name} did not answer on port {port} within {START_TIMEOUT}s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-def _daphne(app: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), app]
+def _daphne(app: str, port: int, module: str = "daphne") -> list[str]:
+    return [sys.executable, "-m", module, "-b", HOST, "-p", str(port), app]
 
 
 def _uvicorn(app: str, port: int, *options: str) -> list[str]:
@@ -174,7 +174,8 @@ def start(
         shutil.copyfile(template.database, database)
         env = _base_env(database, _random_secret_key(), {"BENCH_TOKEN": token, **(extra_env or {})})
         app = "bench.unguarded_asgi:application" if "unguarded" in name else "mcpsite.asgi:application"
-        command = _uvicorn(app, port) if "uvicorn" in name else _daphne(app, port)
+        # Under daphne as `make run` and the systemd unit serve it (mcpsite/serve.py).
+        command = _uvicorn(app, port) if "uvicorn" in name else _daphne(app, port, "mcpsite.serve")
     elif name.startswith("sdk"):
         env = _clean_env()
         command = [sys.executable, "bench/reference_server.py", "sse" if name.endswith("sse") else "streamable-http", str(port)]
