@@ -55,3 +55,11 @@ bench: install
 	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py
 
+# Soak (bench/soak.py, MINUTES=10 by default): 200 sessions over both transports against one worker,
+# with tool calls, reconnects and token refreshes; errors, memory and FDs over time to bench/results/.
+MINUTES ?= 10
+.PHONY: soak
+soak: install
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/soak.py --minutes $(MINUTES)
+

@@ -20,6 +20,7 @@ INSTRUCTIONS = (
 def build_server() -> MCPServer:
     from mcp_app.audit import install_audit
     from mcp_app.completions import install_completions
+    from mcp_app.limits import install_limits
     from mcp_app.logging_level import install_logging_level
     from mcp_app.session_state import session_lifespan, track_sessions
     from mcp_app.subscriptions import install_subscriptions
@@ -36,6 +37,7 @@ def build_server() -> MCPServer:
     install_subscriptions(server)
     completions = install_completions(server)
     install_audit(server)
+    install_limits(server)  # inside the audit: refused and timed-out calls are recorded
     if settings.MCP_CONFORMANCE_FIXTURES:
         from mcp_app.conformance import register_conformance_fixtures
 

@@ -55,6 +55,10 @@ def parse_message(body: bytes) -> JSONRPCMessage:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InboundError(PARSE_ERROR, f"Parse error: {exc}") from None
+    except RecursionError:
+        # json.loads recurses once per nesting level, so a few kilobytes of `[[[[...` exhaust the
+        # stack; RecursionError is no ValueError and was answered 500 (found by tests/test_fuzz_live.py).
+        raise InboundError(PARSE_ERROR, "Parse error: JSON nested too deeply") from None
     if isinstance(data, list):
         # Batches left MCP in 2025-06-18; no current client sends them.
         raise InboundError(INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported")

@@ -13,7 +13,11 @@ session's event log (for resumption) and hands it to whoever waits for it:
 
 A POST whose client went away leaves its request *detached*: the engine goes
 on, its events are still logged, and a `GET` with `Last-Event-ID` picks the
-stream up again.
+stream up again (MCP 2025-11-25: a disconnection is not a cancellation). What
+bounds such a call is the tool-call time limit (`mcp_app.limits`); a session
+with a request in flight does not expire. The session ending (`close()`: DELETE,
+a legacy stream's disconnect) ends `serve_loop`, which cancels every call still
+running in it.
 
 Nothing here imports Channels: the consumers drive it, and tests can too.
 """

@@ -7,6 +7,7 @@ checks in ``mcpsite/checks.py``, which also run when daphne loads the ASGI app.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -32,6 +33,19 @@ REFRESH_TOKEN_TTL = env_int("MCP_REFRESH_TOKEN_TTL", 30 * 24 * 3600, minimum=60)
 AUTHORIZATION_CODE_TTL = env_int("MCP_AUTHORIZATION_CODE_TTL", 60, minimum=1)
 # Dynamic client registrations accepted per client address per hour.
 MCP_REGISTRATIONS_PER_HOUR = env_int("MCP_REGISTRATIONS_PER_HOUR", 30, minimum=1)
+# --- Abuse limits (oauth_app/ratelimit.py, django-axes below) ---
+# Requests per client address per minute on the other OAuth endpoints; past it 429 + Retry-After.
+# A client refreshes its token about once an access-token lifetime and one authorization takes
+# about three /authorize requests, so these leave room for a whole office behind one NAT.
+MCP_TOKEN_REQUESTS_PER_MINUTE = env_int("MCP_TOKEN_REQUESTS_PER_MINUTE", 60, minimum=1)
+MCP_AUTHORIZE_REQUESTS_PER_MINUTE = env_int("MCP_AUTHORIZE_REQUESTS_PER_MINUTE", 60, minimum=1)
+MCP_REVOKE_REQUESTS_PER_MINUTE = env_int("MCP_REVOKE_REQUESTS_PER_MINUTE", 60, minimum=1)
+# Login lockout: the failed login that makes this many for one username, or from one address
+# (two separate counts), locks that username / address: its logins are refused (429 page) until
+# MCP_LOGIN_LOCKOUT_MINUTES pass without a try; staff can lift it in the admin (Access attempts).
+MCP_LOGIN_FAILURE_LIMIT = env_int("MCP_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+MCP_LOGIN_LOCKOUT_MINUTES = env_int("MCP_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# --- end abuse limits ---
 # MCP transports: request body bound, idle session expiry, SSE keep-alive, sessions per process.
 MCP_MAX_BODY_BYTES = env_int("MCP_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
 MCP_SESSION_IDLE_SECONDS = env_int("MCP_SESSION_IDLE_SECONDS", 1800, minimum=1)
@@ -50,6 +64,32 @@ MCP_ALLOWED_ORIGINS = env_list("MCP_ALLOWED_ORIGINS", [])
 # The audit trail (mcp_app.audit) records each tool call's arguments, as JSON cut to this many characters.
 MCP_AUDIT_ARGUMENTS = env_bool("MCP_AUDIT_ARGUMENTS", True)
 MCP_AUDIT_ARGUMENT_CHARS = env_int("MCP_AUDIT_ARGUMENT_CHARS", 2000, minimum=1)
+# --- tools/call limits (mcp_app/limits.py) ---
+# Calls per access token per minute (shared through Redis when REDIS_URL is set); 0: no limit.
+MCP_TOOL_CALLS_PER_MINUTE = env_int("MCP_TOOL_CALLS_PER_MINUTE", 600, minimum=0)
+# Calls running at once in one session; one more is refused. 0: no limit.
+MCP_MAX_CONCURRENT_CALLS_PER_SESSION = env_int("MCP_MAX_CONCURRENT_CALLS_PER_SESSION", 16, minimum=0)
+
+
+def _env_positive_seconds(name: str, default: float) -> float:
+    """A number of seconds above zero, fractions allowed."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    raw = env_str(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise ImproperlyConfigured(f"{name} must be more than 0 and finite, got {raw!r}")
+    return value
+
+
+# Seconds a tool call may run; then it is cancelled and answered as a tool error ("timed out").
+MCP_TOOL_CALL_TIMEOUT_SECONDS = _env_positive_seconds("MCP_TOOL_CALL_TIMEOUT_SECONDS", 60.0)
+# --- end tools/call limits ---
 # Seconds a validated bearer token is trusted without asking the database again;
 # a revoked token keeps working that long. 0: look every request up.
 MCP_TOKEN_CACHE_SECONDS = env_int("MCP_TOKEN_CACHE_SECONDS", 30, minimum=0)
@@ -58,6 +98,15 @@ MCP_TOKEN_CACHE_SECONDS = env_int("MCP_TOKEN_CACHE_SECONDS", 30, minimum=0)
 MCP_OPENTELEMETRY = env_bool("MCP_OPENTELEMETRY", False)
 # The tools, resources and prompts the official MCP conformance suite calls (mcp_app/conformance.py); tests only.
 MCP_CONFORMANCE_FIXTURES = env_bool("MCP_CONFORMANCE_FIXTURES", False)
+# --- Hardening: HSTS, housekeeping, audit retention (issue 7) ---
+# HSTS on HTTPS responses; on by default only when debug is off (a development http://localhost must not be pinned).
+MCP_HSTS_SECONDS = env_int("MCP_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+MCP_HSTS_INCLUDE_SUBDOMAINS = env_bool("MCP_HSTS_INCLUDE_SUBDOMAINS", True)
+# `manage.py housekeeping`: dynamically registered clients that never got a token are removed
+# after this many days; tool-call and auth-event audit rows after MCP_AUDIT_RETENTION_DAYS. 0: keep.
+MCP_UNUSED_CLIENT_DAYS = env_int("MCP_UNUSED_CLIENT_DAYS", 7, minimum=0)
+MCP_AUDIT_RETENTION_DAYS = env_int("MCP_AUDIT_RETENTION_DAYS", 90, minimum=0)
+# --- end hardening ---
 
 
 def _development_secret_key() -> str:
@@ -88,6 +137,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # login lockout (settings in the "Login lockout" block below)
     "channels",
     "corsheaders",
     "oauth2_provider",
@@ -98,6 +148,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # Content-Security-Policy (CONTENT_SECURITY_POLICY below)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -106,6 +157,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Keep last (django-axes): it turns a refused login into the lockout page, which then
+    # passes back out through every middleware above and gets their headers.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mcpsite.urls"
@@ -131,6 +185,15 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A database that does not answer fails a request (and /healthz) fast instead of hanging it.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+# --- Hardening: SQLite under concurrent writes (issue 7; found by bench/soak.py) ---
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Each request's sync code runs on a thread and connection of its own. A transaction begun
+    # DEFERRED reads, then writes; SQLite cannot let it wait for another writer (that could
+    # deadlock) and fails it at once with "database is locked": /token answered 500 when two code
+    # exchanges or refreshes met. IMMEDIATE takes the write lock at BEGIN, where SQLite can wait,
+    # up to `timeout` seconds, for the other writer to commit.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE", timeout=20)
+# --- end SQLite ---
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -138,6 +201,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "landing"
@@ -164,6 +232,28 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # posts and Django's CSRF check refuses every login and consent. The redirects that carry
 # authorization codes say `no-referrer` themselves (oauth_app/views/authorize.py).
 SECURE_REFERRER_POLICY = "same-origin"
+# --- Hardening: browser-side protections (issue 7; tests/test_security_headers.py) ---
+# HSTS goes on HTTPS responses only (Django's SecurityMiddleware); behind nginx a request counts
+# as HTTPS through X-Forwarded-Proto from MCP_TRUSTED_PROXIES. No SECURE_SSL_REDIRECT: nginx
+# terminates TLS and redirects port 80 itself, and the workers listen on loopback only.
+SECURE_HSTS_SECONDS = MCP_HSTS_SECONDS
+SECURE_HSTS_INCLUDE_SUBDOMAINS = MCP_HSTS_INCLUDE_SUBDOMAINS
+# No page has inline script or style; only the admin runs scripts, from /static/. The consent
+# page adds its client's redirect origin to form-action (oauth_app/views/authorize.py): browsers
+# apply form-action to the redirect that follows the consent POST.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    },
+}
+# --- end hardening ---
 
 # Browser-based clients (the MCP Inspector) discover, register and fetch tokens
 # cross-origin. These endpoints take no cookies, so any origin may call them.
@@ -215,6 +305,32 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# ---------------------------------------------------------------------------
+# Login lockout (django-axes) and OAuth endpoint rate limits (django-ratelimit)
+# ---------------------------------------------------------------------------
+# Failures are kept in the database (AccessAttempt), so every worker sees the same
+# count without Redis; staff see them, and lift a lockout by deleting the attempt,
+# under "Axes > Access attempts" in the admin (or `manage.py axes_reset_username NAME`).
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = MCP_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=MCP_LOGIN_LOCKOUT_MINUTES)
+# Two independent counts: one per username (guessing one account from many addresses)
+# and one per address (one address trying many accounts).
+AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
+# The address is REMOTE_ADDR as mcpsite/proxy_headers.py left it (the real client when the
+# sender is a trusted proxy); axes must not read X-Forwarded-For itself.
+AXES_CLIENT_IP_CALLABLE = "oauth_app.ratelimit.client_address"
+AXES_LOCKOUT_CALLABLE = "mcpsite.login_lockout.lockout_response"  # 429 page with Retry-After
+# A success does not wipe the failures: otherwise someone with one valid account could
+# reset the count of the address they are guessing other accounts from.
+AXES_RESET_ON_SUCCESS = False
+# Successful logins go to the auth event trail, not to a second, unbounded axes table.
+AXES_DISABLE_ACCESS_LOG = True
+# django-ratelimit (used through oauth_app/ratelimit.py only; not an installed app, since its
+# system check rejects the per-process LocMem cache that development uses on purpose).
+RATELIMIT_USE_CACHE = "default"  # LocMem per process; Redis, shared by all workers, with REDIS_URL
+RATELIMIT_IP_META_KEY = "oauth_app.ratelimit.counted_address"  # REMOTE_ADDR, proxy-resolved
 
 LOGGING = {
     "version": 1,

@@ -1,21 +1,35 @@
-"""Admin for OAuth clients, tokens and grants, with revoke actions.
+"""Admin for OAuth clients, tokens and grants, with revoke actions, and the auth event trail.
 
 DOT registers its own admin classes for the token models; the swapped-in
 Application model is registered here, and the token admins gain actions that
 revoke properly (the token and, for refresh tokens, the whole rotation family).
+Each revocation from here goes to the auth event trail, naming the staff member.
 """
 
 from django.contrib import admin, messages
 from oauth2_provider.admin import AccessTokenAdmin, ApplicationAdmin, RefreshTokenAdmin
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model, revoke_access_token
 
-from oauth_app.models import Application, RedeemedCode
+from oauth_app import events
+from oauth_app.models import Application, AuthEvent, RedeemedCode
+
+
+def _record_admin_revocation(request, token, what: str) -> None:
+    events.record(
+        AuthEvent.Kind.TOKEN_REVOKED,
+        request=request,
+        user=token.user,
+        client_id=token.application.client_id if token.application_id else "",
+        detail=f"{what} revoked in the admin by {request.user.get_username()}",
+    )
 
 
 class MCPApplicationAdmin(ApplicationAdmin):
-    list_display = ("name", "client_id", "client_type", "registration_source", "registered_from", "user", "created")
+    list_display = (
+        "name", "client_id", "client_type", "registration_source", "registered_from", "user", "created", "last_used_at"
+    )
     list_filter = ("client_type", "authorization_grant_type", "registration_source", "skip_authorization")
-    readonly_fields = ("registered_from", "created", "updated")
+    readonly_fields = ("registered_from", "created", "updated", "last_used_at")
     actions = ["revoke_all_tokens"]
 
     @admin.action(description="Revoke every token issued to the selected clients")
@@ -27,6 +41,13 @@ class MCPApplicationAdmin(ApplicationAdmin):
             token.revoke()
         for token in access_tokens:
             token.revoke()
+        for application in queryset:
+            events.record(
+                AuthEvent.Kind.TOKEN_REVOKED,
+                request=request,
+                client_id=application.client_id,
+                detail=f"every token of the client revoked in the admin by {request.user.get_username()}",
+            )
         self.message_user(request, f"Revoked {count} access token(s) and their refresh tokens.", messages.SUCCESS)
 
 
@@ -36,8 +57,11 @@ class RevokingAccessTokenAdmin(AccessTokenAdmin):
     @admin.action(description="Revoke the selected access tokens")
     def revoke_tokens(self, request, queryset):
         count = 0
-        for token in queryset:
-            token.revoke()
+        for token in queryset.select_related("user", "application"):
+            label = f"access token #{token.pk}"
+            # DOT's shared revoke path: the bound refresh token goes too, or it could mint a new one.
+            revoke_access_token(token)
+            _record_admin_revocation(request, token, label)
             count += 1
         self.message_user(request, f"Revoked {count} access token(s).", messages.SUCCESS)
 
@@ -48,11 +72,13 @@ class RevokingRefreshTokenAdmin(RefreshTokenAdmin):
     @admin.action(description="Revoke the selected refresh tokens and their rotation families")
     def revoke_families(self, request, queryset):
         RefreshToken = get_refresh_token_model()
-        for token in queryset:
+        for token in queryset.select_related("user", "application"):
             if token.token_family:
                 RefreshToken.revoke_family(token.token_family)
+                _record_admin_revocation(request, token, f"refresh token #{token.pk} and its family")
             else:
                 token.revoke()
+                _record_admin_revocation(request, token, f"refresh token #{token.pk}")
         self.message_user(request, "Revoked the selected refresh tokens and their families.", messages.SUCCESS)
 
 
@@ -75,4 +101,27 @@ class RedeemedCodeAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuthEvent)
+class AuthEventAdmin(admin.ModelAdmin):
+    """Read-only for everyone: the trail is written by the server and trimmed by
+    `manage.py housekeeping` (MCP_AUDIT_RETENTION_DAYS), never edited by hand."""
+
+    list_display = ("created_at", "kind", "username", "client_id", "address", "detail")
+    list_filter = ("kind", "created_at")
+    search_fields = ("username", "client_id")
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    fields = ("created_at", "kind", "user", "username", "client_id", "address", "detail")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

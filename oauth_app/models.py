@@ -1,8 +1,12 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from oauth2_provider.models import AbstractApplication
 
 from oauth_app.redirect_uris import RedirectURIError, allowed_schemes, validate_redirect_uri
+
+DETAIL_CHARS = 300
 
 
 class Application(AbstractApplication):
@@ -12,6 +16,12 @@ class Application(AbstractApplication):
 
     registered_from = models.GenericIPAddressField(
         null=True, blank=True, help_text="Client address that registered it dynamically."
+    )
+    # Set whenever a code or token is issued to the client (oauth_app.validators). Tokens and
+    # grants are deleted once expired, so their absence alone cannot tell "never used" apart
+    # from "used long ago"; `manage.py housekeeping` removes only clients never used.
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When a code or token was last issued to it."
     )
 
     class Meta(AbstractApplication.Meta):
@@ -49,3 +59,44 @@ class RedeemedCode(models.Model):
 
     def __str__(self):
         return f"code redeemed at {self.redeemed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuthEvent(models.Model):
+    """One event of the auth event trail (``oauth_app.events``), beside the tool-call audit.
+
+    Who is kept twice, like the tool-call audit: a link to the user and a snapshot of the
+    username that outlives the user. Never a password, code, token or secret: a token
+    appears only as its row number ("access token #12").
+    """
+
+    class Kind(models.TextChoices):
+        LOGIN = "login", "login"
+        LOGIN_FAILED = "login_failed", "login failed"
+        LOCKED_OUT = "locked_out", "locked out"
+        LOGOUT = "logout", "logout"
+        CONSENT_GRANTED = "consent_granted", "consent granted"
+        CONSENT_DENIED = "consent_denied", "consent denied"
+        CLIENT_REGISTERED = "client_registered", "client registered"
+        TOKEN_ISSUED = "token_issued", "token issued"
+        TOKEN_REFRESHED = "token_refreshed", "token refreshed"
+        TOKEN_REVOKED = "token_revoked", "token revoked"
+        REFRESH_TOKEN_REUSE = "refresh_token_reuse", "refresh token reuse detected"
+        CODE_REPLAY = "code_replay", "authorization code replay detected"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="auth_events"
+    )
+    username = models.CharField(max_length=150, blank=True, help_text="As typed, for a failed login.")
+    client_id = models.CharField(max_length=255, blank=True, help_text="The OAuth client concerned, if any.")
+    address = models.GenericIPAddressField(null=True, blank=True, help_text="The client address (REMOTE_ADDR).")
+    detail = models.CharField(max_length=DETAIL_CHARS, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["kind", "created_at"])]
+
+    def __str__(self):
+        who = self.username or "anonymous"
+        return f"{self.get_kind_display()}: {who} at {self.created_at:%Y-%m-%d %H:%M:%S}"

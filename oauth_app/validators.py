@@ -1,14 +1,19 @@
-"""DOT's request validator, narrowed to what this MCP server allows."""
+"""DOT's request validator, narrowed to what this MCP server allows, and the
+place where the token endpoint's events enter the auth event trail (revocation,
+refresh-token reuse, code replay; issued tokens come through DOT's signal)."""
 
 import hashlib
 import logging
 
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_application_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
+from oauth_app import events
 from oauth_app.backends import PUBLIC_ORIGIN_HEADER
-from oauth_app.models import RedeemedCode
+from oauth_app.models import AuthEvent, RedeemedCode
 from oauth_app.resources import is_resource_of
 
 log = logging.getLogger(__name__)
@@ -26,6 +31,16 @@ class MCPOAuth2Validator(OAuth2Validator):
             return False
         return super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
 
+    def _authenticate_basic_auth(self, request):
+        # DOT 3.4.1 catches binascii.Error from base64.b64decode but not the plain ValueError it
+        # raises for non-ASCII input (`Authorization: Basic ¡`), so /token and /revoke answered 500
+        # (found by tests/test_fuzz_live.py). Credentials that are no base64 authenticate nobody,
+        # as DOT already answers for other undecodable ones: 401 invalid_client.
+        credentials = self._extract_basic_auth(request)
+        if credentials is not None and not credentials.isascii():
+            return False
+        return super()._authenticate_basic_auth(request)
+
     def _check_and_set_request_resource(self, request):
         """RFC 8707: a token is always bound to this server. No `resource`
         means this server; a resource elsewhere is `invalid_target`."""
@@ -41,10 +56,21 @@ class MCPOAuth2Validator(OAuth2Validator):
         if not request.resource:
             request.resource = [origin]
 
+    def save_authorization_code(self, client_id, code, request, *args, **kwargs):
+        super().save_authorization_code(client_id, code, request, *args, **kwargs)
+        self._mark_client_used(request.client)
+
     def save_bearer_token(self, token, request, *args, **kwargs):
         super().save_bearer_token(token, request, *args, **kwargs)
+        self._mark_client_used(request.client)
         if request.grant_type == "authorization_code":
             self._remember_redeemed_code(token, request)
+
+    @staticmethod
+    def _mark_client_used(client):
+        """`manage.py housekeeping` removes only registered clients that were never used."""
+        if client is not None:
+            get_application_model().objects.filter(pk=client.pk).update(last_used_at=timezone.now())
 
     def _remember_redeemed_code(self, token, request):
         access_token = get_access_token_model().objects.filter(token_checksum=checksum(token["access_token"])).first()
@@ -61,16 +87,80 @@ class MCPOAuth2Validator(OAuth2Validator):
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         if super().validate_code(client_id, code, client, request, *args, **kwargs):
             return True
-        self._revoke_if_replayed(code)
+        self._revoke_if_replayed(code, client_id, request)
         return False
 
-    def _revoke_if_replayed(self, code):
+    def _revoke_if_replayed(self, code, client_id, request):
         """A code presented twice was intercepted: revoke all it issued."""
         redeemed = RedeemedCode.objects.filter(code_checksum=checksum(code)).select_related("access_token").first()
         if redeemed is None:
             return
         log.warning("authorization code replayed; revoking the tokens it issued (redemption #%s)", redeemed.pk)
+        owner = self._owner_of(redeemed)
         if redeemed.token_family:
             get_refresh_token_model().revoke_family(redeemed.token_family)
         if redeemed.access_token is not None:
             redeemed.access_token.revoke()
+        events.record(
+            AuthEvent.Kind.CODE_REPLAY,
+            request=request,
+            user=owner,
+            client_id=client_id,
+            detail=f"code redeemed at {redeemed.redeemed_at:%Y-%m-%d %H:%M:%S} presented again; "
+            "the tokens it issued were revoked",
+        )
+
+    @staticmethod
+    def _owner_of(redeemed):
+        """The user the replayed code's tokens were issued to, while any of them is left."""
+        if redeemed.access_token is not None:
+            return redeemed.access_token.user
+        if redeemed.token_family:
+            family = get_refresh_token_model().objects.filter(token_family=redeemed.token_family)
+            token = family.select_related("user").first()
+            return token.user if token is not None else None
+        return None
+
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        if super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return True
+        # DOT has just revoked the family if this was a rotated (or revoked) token presented
+        # again; unknown and expired tokens are plain failures, not events.
+        reused = (
+            get_refresh_token_model()
+            .objects.filter(token_checksum=checksum(refresh_token), revoked__isnull=False)
+            .select_related("user", "application")
+            .first()
+        )
+        if reused is not None and reused.token_family and oauth2_settings.REFRESH_TOKEN_REUSE_PROTECTION:
+            events.record(
+                AuthEvent.Kind.REFRESH_TOKEN_REUSE,
+                request=request,
+                user=reused.user,
+                client_id=reused.application.client_id if reused.application_id else "",
+                detail=f"refresh token #{reused.pk}, rotated or revoked before, presented again; "
+                "its whole family was revoked",
+            )
+        return False
+
+    def revoke_token(self, token, token_type_hint, request, *args, **kwargs):
+        """RFC 7009 /revoke. DOT revokes only tokens of the requesting client; look first
+        (the access token row is deleted by the revocation) to record what goes."""
+        found = None
+        client_pk = getattr(request.client, "pk", None)
+        if client_pk is not None:
+            lookup = {"token_checksum": checksum(token), "application_id": client_pk}
+            found = (
+                get_access_token_model().objects.filter(**lookup).select_related("user").first()
+                or get_refresh_token_model().objects.filter(**lookup, revoked__isnull=True).select_related("user").first()
+            )
+        super().revoke_token(token, token_type_hint, request, *args, **kwargs)
+        if found is not None:
+            kind = "access" if isinstance(found, get_access_token_model()) else "refresh"
+            events.record(
+                AuthEvent.Kind.TOKEN_REVOKED,
+                request=request,
+                user=found.user,
+                client_id=request.client.client_id,
+                detail=f"{kind} token #{found.pk} revoked by its client at /revoke",
+            )

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +26,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 from tests.live_server import PROJECT_DIR
 from tests.oauth_helpers import pkce_pair
@@ -134,7 +145,8 @@ def callback():
 @dataclass
 class Tab:
     """A page in a fresh browser context, and the page's broken sub-resources
-    (a missing stylesheet or a script error shows up here)."""
+    (a missing stylesheet, a script error or anything the Content-Security-Policy
+    blocked shows up here)."""
 
     page: Page
     context: BrowserContext
@@ -166,9 +178,16 @@ def open_tab(browser):
             if request.resource_type != "document":
                 broken.append(f"{request.failure} {request.url}")
 
+        # Chromium reports what the page's Content-Security-Policy blocked (an inline style, a
+        # script, a form post or redirect off the site) as a console message naming the policy.
+        def check_console(message: ConsoleMessage) -> None:
+            if "Content Security Policy" in message.text:
+                broken.append(f"CSP violation: {message.text}")
+
         page.on("response", check_response)
         page.on("requestfailed", check_failure)
         page.on("pageerror", lambda error: broken.append(f"page error: {error}"))
+        page.on("console", check_console)
         return Tab(page, context, broken)
 
     yield open_
@@ -180,7 +199,7 @@ def open_tab(browser):
 def tab(open_tab) -> Tab:
     tab = open_tab()
     yield tab
-    assert tab.broken == [], "sub-resources failed to load"
+    assert tab.broken == [], "sub-resources failed to load, a script failed, or the CSP blocked something"
 
 
 # ---------------------------------------------------------------------------
@@ -482,3 +501,113 @@ def test_log_in_from_the_landing_page_and_log_out(live_server, tab, callback, oa
     page.goto(oauth_request.url)
     assert_at(page, "/accounts/login/")
     assert callback.urls == []
+
+
+# ---------------------------------------------------------------------------
+# Browser-side protections (Content-Security-Policy, framing), in the browser that enforces them
+# ---------------------------------------------------------------------------
+
+
+def test_a_refused_request_goes_back_to_the_client_before_any_login(live_server, tab, callback, oauth_request):
+    """An error for a verified client goes to its redirect URI at once. After the login form's
+    POST it could not: the login page's `form-action 'self'` would make the browser block the
+    redirect off the site (the `tab` fixture fails the test on any CSP violation)."""
+    params = {**query_of(oauth_request.url), "code_challenge_method": "plain"}
+    tab.page.goto(f"{live_server.url}/authorize?{urlencode(params)}")
+    tab.page.wait_for_url(callback.received)
+    query = callback.query()
+    assert query["error"] == "invalid_request" and "S256" in query["error_description"], query
+    assert query["state"] == oauth_request.state
+
+
+class FramingPage:
+    """Another site's page that frames the given URLs, served from loopback (Chromium refuses
+    a public page framing loopback on its own, which would hide what this server does)."""
+
+    def __init__(self, urls: list[str]):
+        body = ("<!doctype html><title>Framer</title>" + "".join(f'<iframe src="{url}"></iframe>' for url in urls)).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def test_pages_refuse_to_be_framed(live_server, open_tab):
+    """Another origin frames the login and landing pages (clickjacking): Chromium blocks both
+    by their response headers, citing `frame-ancestors 'none'`."""
+    framed = [live_server.url + "/accounts/login/", live_server.url + "/"]
+    framer = FramingPage(framed)
+    try:
+        tab = open_tab()
+        blocked, console = {}, []
+        tab.context.on("requestfailed", lambda request: blocked.__setitem__(request.url, request.failure))
+        tab.page.on("console", lambda message: console.append(message.text))
+        tab.page.goto(framer.url)  # waits for the load event, the frames' included
+    finally:
+        framer.close()
+    assert blocked == {url: "net::ERR_BLOCKED_BY_RESPONSE" for url in framed}, blocked
+    # Chromium names only the framed origin in the message.
+    refusals = [text for text in console if f"Framing '{live_server.url}/' violates" in text and "frame-ancestors 'none'" in text]
+    assert len(refusals) == 2, console
+    frames = tab.page.frames[1:]
+    assert len(frames) == 2
+    for frame in frames:
+        assert frame.locator("#id_username").count() == 0 and frame.locator("#mcp-url").count() == 0, frame.url
+
+
+def _create_staff_user(server) -> tuple[str, str]:
+    """A superuser in the live server's own database (its DATABASE_URL), through manage.py."""
+    username, password = "staff-" + secrets.token_hex(4), secrets.token_urlsafe(18)
+    script = (
+        "import os\nfrom django.contrib.auth import get_user_model\n"
+        "get_user_model().objects.create_superuser(os.environ['STAFF_USERNAME'], '', os.environ['STAFF_PASSWORD'])\n"
+    )
+    env = {**server.env, "STAFF_USERNAME": username, "STAFF_PASSWORD": password}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", script],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return username, password
+
+
+def test_admin_pages_work_under_the_content_security_policy(live_server, tab):
+    """The admin's scripts and widgets (actions, filters, the permission picker) run from
+    /static/ with no inline script or style the policy would block; the auth event trail
+    shows the staff login."""
+    username, password = _create_staff_user(live_server)
+    page = tab.page
+    page.goto(live_server.url + "/admin/login/")
+    fill_login(page, username, password)
+    assert_at(page, "/admin/")
+    expect(page.get_by_role("link", name="Auth events")).to_be_visible()
+
+    page.goto(live_server.url + "/admin/oauth_app/authevent/?kind__exact=login")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows.filter(has_text=username)).to_have_count(1)
+    expect(page.locator("#changelist-filter")).to_contain_text("login failed")  # the kind filter
+    expect(page.get_by_role("link", name="Add auth event")).to_have_count(0)  # read-only
+    tab.screenshot("admin-auth-events")
+
+    page.goto(live_server.url + "/admin/auth/user/")
+    page.get_by_role("link", name=username).click()
+    # SelectFilter2.js turns the permissions list into the two-box picker: the admin's scripts ran.
+    expect(page.locator("#id_user_permissions_from")).to_be_visible()
+    tab.screenshot("admin-user-change")

@@ -7,7 +7,7 @@ browser logs in and answers the consent page in between. The flow starts the
 way it does for every client: an MCP initialize to /mcp answered 401.
 """
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio
 import httpx2
@@ -151,3 +151,45 @@ async def test_sdk_client_refreshes_and_the_old_refresh_token_is_dead(live_serve
         current = await refresh_with(renewed["refresh_token"])
         assert current.status_code == 400, current.text
         assert current.json()["error"] == "invalid_grant"
+
+
+async def test_simultaneous_token_requests_on_sqlite_all_succeed(live_server):
+    """Token requests arriving together on the default SQLite database each run on a thread and
+    connection of their own; none may fail with "database is locked" (a 500 before the settings
+    made SQLite transactions IMMEDIATE; found by bench/soak.py)."""
+    from tests.oauth_helpers import pkce_pair
+
+    base, grants = live_server.url, 12
+    async with httpx2.AsyncClient(timeout=15, trust_env=False) as http:
+        registered = await http.post(base + "/register", json={
+            "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+        })
+        client_id = registered.json()["client_id"]
+        codes = []
+        async with HeadlessBrowser(live_server.username, live_server.password) as browser:
+            for _ in range(grants):
+                verifier, challenge = pkce_pair()
+                query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "scope": "mcp",
+                         "code_challenge": challenge, "code_challenge_method": "S256", "resource": base}
+                location = await browser.authorize(f"{base}/authorize?{urlencode(query)}")
+                codes.append((query_of(location)["code"], verifier))
+
+        async def token(data: dict) -> httpx2.Response:
+            return await http.post(base + "/token", data={"client_id": client_id, "redirect_uri": REDIRECT_URI, **data})
+
+        async def all_at_once(requests: list[dict]) -> list[httpx2.Response]:
+            answers: list[httpx2.Response] = []
+            async with anyio.create_task_group() as group:
+                for data in requests:
+                    group.start_soon(lambda d=data: _append(answers, token(d)))
+            return answers
+
+        exchanged = await all_at_once([{"grant_type": "authorization_code", "code": c, "code_verifier": v} for c, v in codes])
+        assert [a.status_code for a in exchanged] == [200] * grants, [a.text[:200] for a in exchanged if a.status_code != 200]
+        refreshed = await all_at_once([{"grant_type": "refresh_token", "refresh_token": a.json()["refresh_token"]} for a in exchanged])
+        assert [a.status_code for a in refreshed] == [200] * grants, [a.text[:200] for a in refreshed if a.status_code != 200]
+
+
+async def _append(answers: list, request) -> None:
+    answers.append(await request)

@@ -110,6 +110,13 @@ async def test_malformed_json_is_parse_error(app, shttp):
     assert result.json()["error"]["code"] == -32700
 
 
+async def test_deeply_nested_json_is_a_parse_error(app, shttp):
+    # json.loads raises RecursionError, no ValueError, past the stack's depth: was a 500 (tests/test_fuzz_live.py).
+    result = await http(app, "POST", "/mcp", b"[" * 100_000 + b"]" * 100_000, shttp.headers())
+    assert result.status == 400
+    assert result.json()["error"]["code"] == -32700
+
+
 @pytest.mark.parametrize(
     "body",
     [b"[]", b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', b"42", b'{"jsonrpc":"1.0","id":1,"method":"ping"}', b'{"id":1}'],

@@ -83,3 +83,12 @@ def test_malformed_token_requests_get_rfc_errors(logged_in, data):
     response = logged_in.post("/token", {"client_id": client_id, **data})
     assert response.status_code in (400, 401)
     assert response.json()["error"] in {"invalid_request", "unsupported_grant_type", "invalid_grant", "unauthorized_client", "invalid_client"}
+
+
+def test_undecodable_basic_credentials_get_invalid_client(logged_in):
+    # base64 raises a plain ValueError on non-ASCII, which DOT does not catch: was a 500 (tests/test_fuzz_live.py).
+    client_id, tokens = full_flow(logged_in)
+    data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client_id}
+    response = logged_in.post("/token", data, HTTP_AUTHORIZATION="Basic ¡")
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"

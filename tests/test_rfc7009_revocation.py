@@ -50,6 +50,16 @@ def test_unknown_client_is_refused(logged_in):
     assert response.json()["error"] == "invalid_client"
 
 
+def test_undecodable_basic_credentials_are_refused(logged_in):
+    # base64 raises a plain ValueError on non-ASCII, which DOT does not catch: was a 500 (tests/test_fuzz_live.py).
+    client_id, tokens = full_flow(logged_in)
+    data = {"token": tokens["access_token"], "client_id": client_id}
+    response = logged_in.post("/revoke", data, HTTP_AUTHORIZATION="Basic ¡")
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert get_access_token_model().objects.filter(token_checksum=_checksum(tokens["access_token"])).exists()
+
+
 def test_tokens_are_stored_hashed_only(logged_in):
     _, tokens = full_flow(logged_in)
     for model, raw in ((get_access_token_model(), tokens["access_token"]), (get_refresh_token_model(), tokens["refresh_token"])):

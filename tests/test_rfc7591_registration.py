@@ -87,6 +87,9 @@ def test_refused_redirect_uris(client, uri):
         ({"token_endpoint_auth_method": "private_key_jwt"}, "invalid_client_metadata"),
         ({"client_name": ["not", "a", "string"]}, "invalid_client_metadata"),
         ({"client_name": "x" * 300}, "invalid_client_metadata"),
+        # Arrays and objects inside these lists are unhashable: were a 500 (tests/test_fuzz_live.py).
+        ({"grant_types": [["authorization_code"]]}, "invalid_client_metadata"),
+        ({"response_types": [{"code": True}]}, "invalid_client_metadata"),
     ],
 )
 def test_refused_metadata(client, metadata, error):
@@ -96,7 +99,14 @@ def test_refused_metadata(client, metadata, error):
     assert not Application.objects.exists()
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe", b"null", b""])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json", b"[1, 2]", b"\xff\xfe", b"null", b"",
+        # Deeper than json.loads can recurse (RecursionError, no ValueError): was a 500 (tests/test_fuzz_live.py).
+        pytest.param(b"[" * 20_000 + b"]" * 20_000, id="nested-20000-deep"),
+    ],
+)
 def test_malformed_bodies(client, raw):
     response = client.post("/register", data=raw, content_type="application/json")
     assert response.status_code == 400

@@ -6,8 +6,15 @@ or drop PKCE by editing them. Here the request validated on GET is kept in the
 user's session under a random id; the form carries only that id, the decision
 and the CSRF token. The POST takes the stored request (once), and oauthlib
 validates it again before a code is issued.
+
+Browsers apply the Content-Security-Policy `form-action` of the page that sent a
+form to every redirect that follows the POST. The consent POST ends in a redirect
+to the client, so the consent page's policy names the client's redirect origin;
+and every error that goes back to the client is sent before the login form, whose
+policy allows only this site.
 """
 
+import re
 import secrets
 from urllib.parse import urlencode, urlsplit
 
@@ -23,12 +30,38 @@ from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
 from mcpsite.public_url import request_origin
+from oauth_app import events
+from oauth_app.models import AuthEvent
 from oauth_app.resources import is_resource_of
 
 PENDING_SESSION_KEY = "oauth_pending_authorizations"
 # A user with several consent tabs open keeps that many pending requests; older ones are dropped.
 MAX_PENDING = 8
 _CARRIED = ("client_id", "redirect_uri", "response_type", "state", "code_challenge", "code_challenge_method")
+# What a CSP host-source may spell: an ASCII host name or a bracketed IPv6 address; a scheme per RFC 3986.
+_CSP_HOST = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\]")
+_CSP_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+
+
+def form_action_source(redirect_uri: str) -> str | None:
+    """The CSP source that lets the consent form's redirect reach `redirect_uri`: its origin
+    (http/https, port included: a loopback client listens on a port of its own), else its
+    scheme (a native app's `cursor:`). None if the URI spells neither safely."""
+    parts = urlsplit(redirect_uri)
+    scheme = parts.scheme.lower()
+    if not _CSP_SCHEME.fullmatch(scheme):
+        return None
+    if scheme in ("http", "https"):
+        try:
+            host = (parts.hostname or "").encode("idna").decode("ascii")
+            port = parts.port
+        except (UnicodeError, ValueError):
+            host, port = "", None
+        if ":" in host:
+            host = f"[{host}]"
+        if _CSP_HOST.fullmatch(host):
+            return f"{scheme}://{host}" + (f":{port}" if port else "")
+    return f"{scheme}:"
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -45,22 +78,11 @@ class ConsentView(AuthorizationView):
         if "login" in request.GET.get("prompt", "").split():
             return self.handle_prompt_login()
 
-        # oauthlib takes a challenge without a method as "plain"; OAuth 2.1 here means S256 only,
-        # refused before the user is asked rather than after.
-        if credentials.get("code_challenge_method") != "S256":
-            return self._redirect_error(
-                credentials, application, "invalid_request", 'code_challenge_method must be "S256".'
-            )
+        problem = self._refused(credentials, application)
+        if problem is not None:
+            return problem
         origin = request_origin(request)
         resources = request.GET.getlist("resource")
-        foreign = [resource for resource in resources if not is_resource_of(resource, origin)]
-        if foreign:
-            return self._redirect_error(
-                credentials,
-                application,
-                "invalid_target",
-                f"The resource {foreign[0]!r} is not served here; this server is {origin}.",
-            )
 
         pending = {key: credentials.get(key) for key in _CARRIED}
         pending["scopes"] = list(scopes)
@@ -68,7 +90,7 @@ class ConsentView(AuthorizationView):
         request_id = self._remember(pending)
 
         all_scopes = get_scopes_backend().get_all_scopes()
-        return render(
+        response = render(
             request,
             self.template_name,
             {
@@ -79,6 +101,30 @@ class ConsentView(AuthorizationView):
                 "redirect_scheme": urlsplit(credentials["redirect_uri"]).scheme,
             },
         )
+        source = form_action_source(credentials["redirect_uri"])
+        if source is not None:
+            # What django-csp's @csp_update sets; per response, as each client redirects elsewhere.
+            response._csp_update = {"form-action": [source]}
+        return response
+
+    def _refused(self, credentials, application):
+        """The error redirect for a request this server refuses although oauthlib accepts it, or None."""
+        # oauthlib takes a challenge without a method as "plain"; OAuth 2.1 here means S256 only,
+        # refused before the user is asked rather than after.
+        if credentials.get("code_challenge_method") != "S256":
+            return self._redirect_error(
+                credentials, application, "invalid_request", 'code_challenge_method must be "S256".'
+            )
+        origin = request_origin(self.request)
+        foreign = [resource for resource in self.request.GET.getlist("resource") if not is_resource_of(resource, origin)]
+        if foreign:
+            return self._redirect_error(
+                credentials,
+                application,
+                "invalid_target",
+                f"The resource {foreign[0]!r} is not served here; this server is {origin}.",
+            )
+        return None
 
     def post(self, request, *args, **kwargs):
         pending = self._take(request.POST.get("request_id", ""))
@@ -99,12 +145,22 @@ class ConsentView(AuthorizationView):
         credentials = {key: pending[key] for key in _CARRIED if pending.get(key)}
         credentials["resource"] = pending["resource"]
         allow = request.POST.get("decision") == "allow"
+        scope = " ".join(pending["scopes"])
+        if not allow:
+            events.record(
+                AuthEvent.Kind.CONSENT_DENIED, request=request, user=request.user,
+                client_id=application.client_id, detail=f"scope={scope}",
+            )
         try:
             uri, _headers, _body, _status = self.create_authorization_response(
-                request=request, scopes=" ".join(pending["scopes"]), credentials=credentials, allow=allow
+                request=request, scopes=scope, credentials=credentials, allow=allow
             )
         except OAuthToolkitError as error:
             return self.error_response(error, application)
+        events.record(
+            AuthEvent.Kind.CONSENT_GRANTED, request=request, user=request.user,
+            client_id=application.client_id, detail=f"scope={scope}",
+        )
         return self.redirect(uri, application)
 
     def redirect(self, redirect_to, application):
@@ -125,9 +181,15 @@ class ConsentView(AuthorizationView):
         (unknown client, unregistered redirect) gets its error page at once."""
         if self.request.method == "GET":
             try:
-                self.validate_authorization_request(self.request)
+                _scopes, credentials = self.validate_authorization_request(self.request)
             except OAuthToolkitError as error:
                 return self.error_response(error, application=None)
+            # Refused requests go back to the client now: after the login form's POST the
+            # browser would block a redirect off this site (CSP form-action 'self').
+            application = get_application_model().objects.get(client_id=credentials["client_id"])
+            problem = self._refused(credentials, application)
+            if problem is not None:
+                return problem
         return super().handle_no_permission()
 
     def error_response(self, error, application, **kwargs):
