@@ -40,7 +40,8 @@ def measure(directory, args, load, log) -> list[dict]:
         database = postgres.create_database("mcp")
         users = services.prepare_database(database)
         for workers in (1, 2):
-            clusters[workers] = services.start_cluster(services.cluster_directory(base), database, users, workers=workers)
+            clusters[workers] = services.start_cluster(
+                services.cluster_directory(base), database, users, workers=workers, **servers.LIMITS_ENV)
         token = servers.mint_token(database, users.username, [c.url for c in clusters.values()])
         options = ["--window", str(args.window), "--warmup", str(args.warmup), "--users", str(USERS)]
         for repeat in range(args.repeats):
