@@ -18,7 +18,7 @@ urlpatterns = [
     re_path(r"^\.well-known/oauth-protected-resource/(?P<resource_path>mcp|sse)$", metadata.ProtectedResourceMetadataView.as_view(), name="oauth-resource-metadata-path"),
     path("authorize", rate_limited("authorize", authorize.ConsentView.as_view()), name="authorize"),
     path("token", rate_limited("token", token.TokenView.as_view()), name="token"),
-    path("revoke", rate_limited("revoke", dot_views.RevokeTokenView.as_view()), name="revoke-token"),
+    path("revoke", rate_limited("revoke", token.RevokeTokenView.as_view()), name="revoke-token"),
     path("register", rate_limited("register", registration.RegistrationView.as_view()), name="dcr-register"),
     path("register/<str:client_id>", registration.RegistrationManagementView.as_view(), name="dcr-register-management"),
 ]

@@ -48,3 +48,14 @@ def test_metadata_is_readable_cross_origin(client):
     )
     assert preflight.status_code == 200
     assert "mcp-protocol-version" in preflight["Access-Control-Allow-Headers"]
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/register"])
+def test_endpoints_advertised_for_post_answer_other_methods_with_a_json_405(client, path, method):
+    """The metadata names these endpoints; a client that uses the wrong method gets an OAuth
+    error body it can parse, and `Allow`, not an empty page."""
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert response.json()["error"] == "invalid_request"
+    assert "POST" in response["Allow"] and "POST" in response.json()["error_description"]

@@ -15,7 +15,7 @@ from oauth2_provider.models import get_application_model
 from oauth2_provider.views import DynamicClientRegistrationManagementView, DynamicClientRegistrationView
 
 from oauth_app import events
-from oauth_app.errors import oauth_error
+from oauth_app.errors import JSONMethodNotAllowed, oauth_error
 from oauth_app.models import AuthEvent
 from oauth_app.ratelimit import client_address
 from oauth_app.redirect_uris import RedirectURIError, validate_redirect_uri
@@ -62,7 +62,7 @@ def _metadata_problem(data: dict):
 
 
 @method_decorator(csrf_exempt, name="dispatch")
-class RegistrationView(DynamicClientRegistrationView):
+class RegistrationView(JSONMethodNotAllowed, DynamicClientRegistrationView):
     def post(self, request, *args, **kwargs):
         address = client_address(request)
         try:
@@ -91,7 +91,7 @@ class RegistrationView(DynamicClientRegistrationView):
 
 
 @method_decorator(csrf_exempt, name="dispatch")
-class RegistrationManagementView(DynamicClientRegistrationManagementView):
+class RegistrationManagementView(JSONMethodNotAllowed, DynamicClientRegistrationManagementView):
     """RFC 7592 read/update/delete with the registration access token."""
 
     def put(self, request, *args, **kwargs):
