@@ -315,6 +315,22 @@ def test_the_cache_keeps_only_its_most_recently_used_entries():
     assert len(cache) == 2
 
 
+def test_entries_of_tokens_no_longer_presented_are_dropped_once_their_time_is_up(settings):
+    """A client that refreshes leaves its old token's entry behind: it goes with the next put
+    after its time, so the cache does not fill up to its bound with dead tokens."""
+    settings.MCP_TOKEN_CACHE_SECONDS = 30
+    now = [1000.0]
+    cache = TokenCache(clock=lambda: now[0])
+    principal = Principal(1, "alice", "client", "Client", frozenset({"mcp"}), "checksum", timezone.now() + timedelta(hours=1))
+    for n in range(100):  # 100 refreshes, 1 s apart: each token used once, then never again
+        cache.put((f"token-{n}", "/mcp"), principal)
+        now[0] += 1
+    assert len(cache) == 30  # the last 30 s worth
+    now[0] += 30
+    cache.put(("fresh", "/mcp"), principal)
+    assert len(cache) == 1 and cache.get(("fresh", "/mcp")) is principal
+
+
 # ---------------------------------------------------------------------------
 # Host and Origin (DNS rebinding)
 # ---------------------------------------------------------------------------

@@ -14,6 +14,10 @@ Entries are keyed by the token's SHA-256 checksum (never the token) and the
 audience URL it was validated for, since a token's ``resource`` may cover
 one endpoint and not another.
 
+Entries of tokens no longer presented (a client refreshed, or left) are dropped once their
+time is up, as new entries come in: the cache holds about what its clients used in the last
+``MCP_TOKEN_CACHE_SECONDS``, not the last ``MAX_CACHED_TOKENS`` tokens ever seen.
+
 Used from the event loop only, so the OrderedDict needs no lock.
 """
 
@@ -31,8 +35,9 @@ CacheKey = tuple[str, str]  # (token checksum, audience URL)
 
 
 class TokenCache:
-    def __init__(self, max_entries: int = MAX_CACHED_TOKENS):
+    def __init__(self, max_entries: int = MAX_CACHED_TOKENS, clock=time.monotonic):
         self.max_entries = max_entries
+        self._clock = clock
         self._entries: OrderedDict[CacheKey, tuple[float, Principal]] = OrderedDict()
 
     def get(self, key: CacheKey) -> Principal | None:
@@ -40,7 +45,7 @@ class TokenCache:
         if entry is None:
             return None
         fresh_until, principal = entry
-        if time.monotonic() >= fresh_until:
+        if self._clock() >= fresh_until:
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
@@ -51,8 +56,16 @@ class TokenCache:
         lifetime = min(settings.MCP_TOKEN_CACHE_SECONDS, (principal.expires - timezone.now()).total_seconds())
         if lifetime <= 0:
             return
-        self._entries[key] = (time.monotonic() + lifetime, principal)
+        now = self._clock()
+        self._entries[key] = (now + lifetime, principal)
         self._entries.move_to_end(key)
+        # The least recently used end holds the tokens nobody presents any more; drop those whose
+        # time is up (each put removes what it finds there: amortised O(1)), then enforce the bound.
+        while self._entries:
+            oldest = next(iter(self._entries.values()))
+            if oldest[0] > now:
+                break
+            self._entries.popitem(last=False)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)  # least recently used
 
