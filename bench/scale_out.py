@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from bench import servers
+from tests.live_server import GENEROUS_LIMITS
 
 USERS = 32
 
@@ -41,7 +42,7 @@ def measure(directory, args, load, log) -> list[dict]:
         users = services.prepare_database(database)
         for workers in (1, 2):
             clusters[workers] = services.start_cluster(
-                services.cluster_directory(base), database, users, workers=workers, **servers.LIMITS_ENV)
+                services.cluster_directory(base), database, users, workers=workers, **GENEROUS_LIMITS)
         token = servers.mint_token(database, users.username, [c.url for c in clusters.values()])
         options = ["--window", str(args.window), "--warmup", str(args.warmup), "--users", str(USERS)]
         for repeat in range(args.repeats):

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.live_server import PROJECT_DIR, Template, _base_env, _random_secret_key, prepare_template
+from tests.live_server import GENEROUS_LIMITS, PROJECT_DIR, Template, _base_env, _random_secret_key, prepare_template
 
 # The settings a developer's shell may export; no server here inherits them.
 _CONFIG_PREFIXES = ("DJANGO_", "MCP_")
@@ -152,11 +152,6 @@ def _uvicorn(app: str, port: int, *options: str) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "--host", HOST, "--port", str(port), *options, app]
 
 
-# Every virtual user shares one token: a per-token limit the load passes through, so that the
-# limiter's own cost is measured (0 would switch it off).
-LIMITS_ENV = {"MCP_TOOL_CALLS_PER_MINUTE": str(10**9)}
-
-
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_PREFIXES) and k not in _CONFIG_NAMES}
 
@@ -177,7 +172,7 @@ def start(
     if name.startswith("ours"):
         database = directory / "db.sqlite3"
         shutil.copyfile(template.database, database)
-        env = _base_env(database, _random_secret_key(), {"BENCH_TOKEN": token, **LIMITS_ENV, **(extra_env or {})})
+        env = _base_env(database, _random_secret_key(), {"BENCH_TOKEN": token, **GENEROUS_LIMITS, **(extra_env or {})})
         app = "bench.unguarded_asgi:application" if "unguarded" in name else "mcpsite.asgi:application"
         # Under daphne as `make run` and the systemd unit serve it (mcpsite/serve.py).
         command = _uvicorn(app, port) if "uvicorn" in name else _daphne(app, port, "mcpsite.serve")

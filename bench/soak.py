@@ -50,21 +50,13 @@ from bench import servers, soak_report  # noqa: E402
 from bench.clients import POST, CallFailed, HTTPClient, SSEClient, _reply_in  # noqa: E402
 from bench.http11 import Connection  # noqa: E402
 from bench.load import OPEN_CONCURRENCY, cpu_seconds, percentile, rss_kib  # noqa: E402
+from tests.live_server import GENEROUS_LIMITS  # noqa: E402
 
 SERVER = "ours-daphne"
 SERVER_CPUS, LOAD_CPUS = {0}, {1}  # as bench/run.py: the server and the load on a core each
 OP_TIMEOUT = 30.0  # seconds for any one step of a client (a call, an open, a refresh)
 RETRY_AFTER_FAILURE = 1.0  # seconds a client backs off before opening a new session after an error
 MINT_BROWSERS = 4  # logged-in browsers minting the clients' grants side by side
-# The rate limits, raised: every client of the soak comes from 127.0.0.1 (the OAuth endpoints' limits are
-# per address), and the point is the server's stability, not its limits.
-GENEROUS_LIMITS = {
-    "MCP_REGISTRATIONS_PER_HOUR": "1000000",
-    "MCP_TOKEN_REQUESTS_PER_MINUTE": "1000000",
-    "MCP_AUTHORIZE_REQUESTS_PER_MINUTE": "1000000",
-    "MCP_REVOKE_REQUESTS_PER_MINUTE": "1000000",
-    "MCP_TOOL_CALLS_PER_MINUTE": "1000000",  # per token; kept on (not 0) so its code path still runs
-}
 FORM = b"content-type: application/x-www-form-urlencoded\r\n"
 _OPAQUE = re.compile(r"[A-Za-z0-9_.-]{20,}")  # session ids and tokens: one error, not one per session
 

@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.browser import HeadlessBrowser
-from tests.live_server import LiveServer, start_live_server
+from tests.live_server import GENEROUS_LIMITS, LiveServer, start_live_server
 from tests.mcp_wire import ACCEPT, LEGACY_PROTOCOL_VERSION, PROTOCOL_VERSION, McpWire
 from tests.oauth_helpers import REDIRECT_URI, pkce_pair
 from tests.sdk_oauth import redirect_query
@@ -62,15 +62,6 @@ FUZZ = settings(
     # (password hasher, cache); the server under test is the module-scoped one.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-# Raised so that the fuzzing measures robustness, not the rate limits (a 429 would be fine, but
-# would stop the examples from reaching the views). Only settings that exist are set.
-GENEROUS_LIMITS = {
-    "MCP_REGISTRATIONS_PER_HOUR": "1000000",
-    "MCP_TOKEN_REQUESTS_PER_MINUTE": "1000000",
-    "MCP_AUTHORIZE_REQUESTS_PER_MINUTE": "1000000",
-    "MCP_REVOKE_REQUESTS_PER_MINUTE": "1000000",
-    "MCP_TOOL_CALLS_PER_MINUTE": "1000000",  # per token; kept on (not 0) so its code path still runs
-}
 # What the strategies draw instead of secrets, so that a failure report shows no token or cookie;
 # Fuzzed.reveal() puts the real values in just before sending. Unchanged by URL and JSON encoding.
 VALID, EXPIRED, REFRESH, SPARE, COOKIE = "SECRET-VALID", "SECRET-EXPIRED", "SECRET-REFRESH", "SECRET-SPARE", "SECRET-COOKIE"
