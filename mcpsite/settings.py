@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from mcpsite.env import env_bool, env_int, env_list, env_str
+from mcpsite.env import env_bool, env_int, env_list, env_seconds, env_str
 from mcpsite.public_url import parse_public_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -71,24 +71,8 @@ MCP_TOOL_CALLS_PER_MINUTE = env_int("MCP_TOOL_CALLS_PER_MINUTE", 600, minimum=0)
 MCP_MAX_CONCURRENT_CALLS_PER_SESSION = env_int("MCP_MAX_CONCURRENT_CALLS_PER_SESSION", 16, minimum=0)
 
 
-def _env_positive_seconds(name: str, default: float) -> float:
-    """A number of seconds above zero, fractions allowed."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    raw = env_str(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value < float("inf"):
-        raise ImproperlyConfigured(f"{name} must be more than 0 and finite, got {raw!r}")
-    return value
-
-
 # Seconds a tool call may run; then it is cancelled and answered as a tool error ("timed out").
-MCP_TOOL_CALL_TIMEOUT_SECONDS = _env_positive_seconds("MCP_TOOL_CALL_TIMEOUT_SECONDS", 60.0)
+MCP_TOOL_CALL_TIMEOUT_SECONDS = env_seconds("MCP_TOOL_CALL_TIMEOUT_SECONDS", 60.0)
 # --- end tools/call limits ---
 # Seconds a validated bearer token is trusted without asking the database again;
 # a revoked token keeps working that long. 0: look every request up.
