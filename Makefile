@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-deps system-packages clean
+.PHONY: install run test test-fast lint format test-deps system-packages clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,21 @@ run: install
 	$(BIN)/python manage.py ensure_user
 	$(BIN)/python -m mcpsite.serve -b $(HOST) -p $(PORT) mcpsite.asgi:application
 
-test: test-deps
+# Everything: lint, then every test, live servers, real clients and services included (what CI runs).
+test: test-deps lint
 	$(BIN)/python -m pytest
+
+# The tests that need no live server process and no system service (about a minute; no root, no npm).
+test-fast: install lint
+	$(BIN)/python -m pytest -m "not live and not services"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 clean:
 	rm -rf $(VENV) var .pytest_cache node_modules test-artifacts

@@ -62,9 +62,16 @@ class HTTPClient:
         self.conn = await Connection.open(self.host, self.port)
         answer = await self.conn.request(POST, self.path, self.base, INITIALIZE)
         session_id = answer.headers.get(SESSION_HEADER)
-        if answer.status != 200 or not session_id or not _is_result(_reply_in(answer.headers.get(b"content-type", b""), answer.body)):
+        if (
+            answer.status != 200
+            or not session_id
+            or not _is_result(_reply_in(answer.headers.get(b"content-type", b""), answer.body))
+        ):
             raise CallFailed(f"initialize: {answer.status} {answer.body[:200]!r}")
-        self.headers = self.base + b"mcp-session-id: %s\r\nmcp-protocol-version: %s\r\n" % (session_id, PROTOCOL_VERSION.encode())
+        self.headers = self.base + b"mcp-session-id: %s\r\nmcp-protocol-version: %s\r\n" % (
+            session_id,
+            PROTOCOL_VERSION.encode(),
+        )
         answer = await self.conn.request(POST, self.path, self.headers, INITIALIZED)
         if answer.status != 202:
             raise CallFailed(f"notifications/initialized: {answer.status} {answer.body[:200]!r}")
@@ -113,7 +120,7 @@ class SSEClient:
         loop = asyncio.get_running_loop()
         self.stream = await Connection.open(self.host, self.port)
         self.stream.send(b"GET", self.path, self.headers.replace(b"accept: application/json, ", b"accept: "))
-        status, headers = await self.stream.read_head()
+        status, _headers = await self.stream.read_head()
         if status != 200:
             raise CallFailed(f"GET {self.path.decode()}: {status}")
         self.endpoint_ready = loop.create_future()
@@ -135,7 +142,11 @@ class SSEClient:
                 for name, data in parser.feed(chunk):
                     if name == b"endpoint":
                         self.endpoint_ready.set_result(data.strip())
-                    elif self.waiting is not None and not self.waiting.done() and (b'"result"' in data or b'"error"' in data):
+                    elif (
+                        self.waiting is not None
+                        and not self.waiting.done()
+                        and (b'"result"' in data or b'"error"' in data)
+                    ):
                         self.waiting.set_result(data)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

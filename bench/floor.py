@@ -18,10 +18,10 @@ from django.conf import settings
 settings.configure(DEBUG=False, CHANNEL_LAYERS={}, ALLOWED_HOSTS=["127.0.0.1"])
 django.setup()
 
-from channels.exceptions import StopConsumer  # noqa: E402
-from channels.generic.http import AsyncHttpConsumer  # noqa: E402
-from channels.routing import URLRouter  # noqa: E402
-from django.urls import path  # noqa: E402
+from channels.exceptions import StopConsumer
+from channels.generic.http import AsyncHttpConsumer
+from channels.routing import URLRouter
+from django.urls import path
 
 RESULT = (
     b'{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"3.0"}],'
@@ -51,7 +51,9 @@ class StreamConsumer(AsyncHttpConsumer):
         self.stream_id = str(next(_ids))
         if self.scope["path"] == "/sse":
             _streams[self.stream_id] = self
-            await self.send_body(b"event: endpoint\ndata: /messages?sessionId=%s\n\n" % self.stream_id.encode(), more_body=True)
+            await self.send_body(
+                b"event: endpoint\ndata: /messages?sessionId=%s\n\n" % self.stream_id.encode(), more_body=True
+            )
         else:
             await self.send_body(b"", more_body=True)
 

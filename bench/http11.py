@@ -18,7 +18,7 @@ class HTTPError(Exception):
 
 
 class Response:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, headers: dict[bytes, bytes], body: bytes):
         self.status = status

@@ -142,7 +142,8 @@ async def run_calls(args) -> dict:
         "server_cpu": (cpu_after - cpu_before) / args.window if pids else None,
         "client_cpu": (client_cpu_after - client_cpu_before) / args.window,
         # Cores busy with anything but the servers and this generator: other load on the machine.
-        "other_cpu": (busy_after - busy_before - (cpu_after - cpu_before) - (client_cpu_after - client_cpu_before)) / args.window,
+        "other_cpu": (busy_after - busy_before - (cpu_after - cpu_before) - (client_cpu_after - client_cpu_before))
+        / args.window,
         "rss_kib": rss,
         "open_seconds": round(open_seconds, 2),
     }
@@ -167,11 +168,15 @@ async def _open_many(kind, host, port, token, count):
         asyncio.gather(*(_open_idle(kind, host, port, token, gate) for _ in range(count)), return_exceptions=True),
         OPEN_TIMEOUT * 3,
     )
-    return [r for r in results if not isinstance(r, BaseException)], [r for r in results if isinstance(r, BaseException)]
+    return [r for r in results if not isinstance(r, BaseException)], [
+        r for r in results if isinstance(r, BaseException)
+    ]
 
 
 async def _close_all(clients) -> None:
-    await asyncio.wait_for(asyncio.gather(*(c.close(end_session=False) for c in clients), return_exceptions=True), CLOSE_TIMEOUT)
+    await asyncio.wait_for(
+        asyncio.gather(*(c.close(end_session=False) for c in clients), return_exceptions=True), CLOSE_TIMEOUT
+    )
 
 
 async def run_idle(args) -> dict:

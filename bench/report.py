@@ -2,12 +2,24 @@
 
 `write(results, directory)` writes `<stamp>.md`, `<stamp>.json` (the raw
 runs) and `<stamp>.png` (latency against concurrency) and returns the Markdown.
+`write_docs(results, source)` puts the same report into docs/performance.md,
+between the two marker lines, leaving the page's hand-written text alone;
+`bench/run.py` calls it after every run. From an existing results file:
+
+    python bench/report.py --docs bench/results/<stamp>.json
 """
 
+import argparse
 import json
 import math
+import os
 from pathlib import Path
 from statistics import median
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS_PAGE = REPO / "docs" / "performance.md"
+DOCS_BEGIN = "<!-- bench:begin -->"
+DOCS_END = "<!-- bench:end -->"
 
 LABELS = {
     "ours-daphne": "ours, daphne",
@@ -23,8 +35,13 @@ STREAMS = {"sse": "GET /sse", "get": "GET /mcp"}
 REFERENCE = {"http": "sdk-http", "sse": "sdk-sse"}
 # The floor each server is held against: the same HTTP server under the bare consumer.
 FLOOR_OF = {
-    "ours-daphne": "floor-daphne", "ours-unguarded-daphne": "floor-daphne", "floor-daphne": "floor-daphne",
-    "ours-uvicorn": "floor-uvicorn", "sdk-http": "floor-uvicorn", "sdk-sse": "floor-uvicorn", "floor-uvicorn": "floor-uvicorn",
+    "ours-daphne": "floor-daphne",
+    "ours-unguarded-daphne": "floor-daphne",
+    "floor-daphne": "floor-daphne",
+    "ours-uvicorn": "floor-uvicorn",
+    "sdk-http": "floor-uvicorn",
+    "sdk-sse": "floor-uvicorn",
+    "floor-uvicorn": "floor-uvicorn",
 }
 TARGET_USERS = 32
 OTHER_LOAD_WARNING = 0.15  # cores busy with other work during a window
@@ -32,7 +49,8 @@ OTHER_LOAD_WARNING = 0.15  # cores busy with other work during a window
 
 def progress_line(row: dict) -> str:
     if "failed" in row:
-        return f"{row['transport']:4} {row['users']:>3} {row['server']:22} FAILED: {row['failed'].strip().splitlines()[-1:]}"
+        last_line = row["failed"].strip().splitlines()[-1:]
+        return f"{row['transport']:4} {row['users']:>3} {row['server']:22} FAILED: {last_line}"
     return (
         f"{row['transport']:4} {row['users']:>3} {row['server']:22} {row['throughput']:8.0f}/s "
         f"p50 {row['p50_ms']:6.1f} p99 {row['p99_ms']:6.1f} ms  srv {row['server_cpu'] or 0:.2f} "
@@ -82,7 +100,12 @@ def calls_table(rows) -> list[str]:
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     order = list(LABELS)
-    for (transport, users, server), runs in sorted(cells.items(), key=lambda kv: (kv[0][0] != "http", kv[0][1], order.index(kv[0][2]))):
+
+    def position(item):
+        transport, users, server = item[0]
+        return transport != "http", users, order.index(server)
+
+    for (transport, users, server), runs in sorted(cells.items(), key=position):
         throughput = _stat(runs, "throughput")
         reference = cells.get((transport, users, REFERENCE[transport]))
         floor = cells.get((transport, users, FLOOR_OF[server]))
@@ -90,14 +113,18 @@ def calls_table(rows) -> list[str]:
         vs_floor = _ratio(throughput.mid, _stat(floor, "throughput").mid) if floor else "–"
         errors = sum(r["errors"] for r in runs)
         lines.append(
-            f"| {TRANSPORTS[transport]} | {users} | {LABELS[server]} | {throughput.fmt()} | {_stat(runs, 'p50_ms').fmt(1)} "
-            f"| {_stat(runs, 'p99_ms').fmt(1)} | {_stat(runs, 'rss_kib').fmt(0, 1 / 1024)} | {vs_ref} | {vs_floor} | {errors} |"
+            f"| {TRANSPORTS[transport]} | {users} | {LABELS[server]} | {throughput.fmt()} "
+            f"| {_stat(runs, 'p50_ms').fmt(1)} | {_stat(runs, 'p99_ms').fmt(1)} "
+            f"| {_stat(runs, 'rss_kib').fmt(0, 1 / 1024)} | {vs_ref} | {vs_floor} | {errors} |"
         )
     return lines
 
 
 def idle_table(rows) -> list[str]:
-    lines = ["| server | stream held open | KiB per idle session | sessions open | RSS before → after (MiB) |", "|---|---|---:|---:|---|"]
+    lines = [
+        "| server | stream held open | KiB per idle session | sessions open | RSS before → after (MiB) |",
+        "|---|---|---:|---:|---|",
+    ]
     for row in rows:
         if "failed" in row:
             lines.append(f"| {LABELS[row['server']]} | {STREAMS[row['stream']]} | failed | – | – |")
@@ -121,7 +148,8 @@ def guard_lines(rows) -> tuple[list[str], float | None]:
         "| Streamable HTTP, 32 users, daphne | tools/call/s | p50 ms | p99 ms |",
         "|---|---:|---:|---:|",
         f"| with the token guard | {g.fmt()} | {_stat(guarded, 'p50_ms').fmt(1)} | {_stat(guarded, 'p99_ms').fmt(1)} |",
-        f"| without it (`bench/unguarded_asgi.py`) | {u.fmt()} | {_stat(unguarded, 'p50_ms').fmt(1)} | {_stat(unguarded, 'p99_ms').fmt(1)} |",
+        f"| without it (`bench/unguarded_asgi.py`) | {u.fmt()} | {_stat(unguarded, 'p50_ms').fmt(1)} "
+        f"| {_stat(unguarded, 'p99_ms').fmt(1)} |",
         "",
         f"Token guard cost: {cost * 100:.1f}% of throughput (median of each).",
     ]
@@ -136,11 +164,15 @@ def scale_out_lines(rows) -> tuple[list[str], float | None]:
     if not by_workers:
         return [], None
     one = _stat(by_workers.get(1, []), "throughput").mid
-    lines = ["| workers (nginx, Redis, PostgreSQL) | users | tools/call/s | p50 ms | p99 ms | × 1 worker | errors |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| workers (nginx, Redis, PostgreSQL) | users | tools/call/s | p50 ms | p99 ms | × 1 worker | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for workers, runs in sorted(by_workers.items()):
         t = _stat(runs, "throughput")
         lines.append(
-            f"| {workers} | {runs[0]['users']} | {t.fmt()} | {_stat(runs, 'p50_ms').fmt(1)} | {_stat(runs, 'p99_ms').fmt(1)} "
+            f"| {workers} | {runs[0]['users']} | {t.fmt()} | {_stat(runs, 'p50_ms').fmt(1)} "
+            f"| {_stat(runs, 'p99_ms').fmt(1)} "
             f"| {_ratio(t.mid, one)} | {sum(r['errors'] for r in runs)} |"
         )
     two = by_workers.get(2)
@@ -158,7 +190,9 @@ def targets_table(results, guard_cost, scale) -> list[str]:
     for transport in ("http", "sse"):
         ref = REFERENCE[transport]
         name = TRANSPORTS[transport]
-        d, u, r = mid("ours-daphne", "throughput", transport), mid("ours-uvicorn", "throughput", transport), mid(ref, "throughput", transport)
+        d = mid("ours-daphne", "throughput", transport)
+        u = mid("ours-uvicorn", "throughput", transport)
+        r = mid(ref, "throughput", transport)
         dp99, rp99 = mid("ours-daphne", "p99_ms", transport), mid(ref, "p99_ms", transport)
         rows.append((f"{name}, daphne, 32 users: throughput ≥ 1.0x SDK", f"{d / r:.2f}x", d / r >= 1.0))
         rows.append((f"{name}, daphne, 32 users: p99 no worse than SDK", f"{dp99:.1f} vs {rp99:.1f} ms", dp99 <= rp99))
@@ -176,47 +210,54 @@ def targets_table(results, guard_cost, scale) -> list[str]:
     return lines
 
 
-def markdown(results) -> str:
+def markdown(results, heading_level: int = 1) -> str:
+    """The report; its title is a heading of `heading_level`, its sections one level below."""
+    title, section = "#" * heading_level, "#" * (heading_level + 1)
     meta = results["meta"]
     busy = [r for r in results["calls"] if "failed" not in r and r.get("other_cpu", 0) > OTHER_LOAD_WARNING]
     guard, guard_cost = guard_lines(results["calls"])
     scale, scale_ratio = scale_out_lines(results.get("scale_out", []))
     pinning = (
-        "each server pinned to core 0, the load generator to core 1"
-        if meta["pinned"] else "nothing pinned (one core)"
+        "each server pinned to core 0, the load generator to core 1" if meta["pinned"] else "nothing pinned (one core)"
     )
     out = [
-        f"# Benchmark, {meta['started']}",
+        f"{title} Benchmark, {meta['started']}",
         "",
         f"{meta['cpus']} × {meta['cpu_model']}, Python {meta['python']}, "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
         + f"; loopback, one worker per server, {pinning}; {meta['repeats']} repeats of {meta['window_s']:g} s "
         f"(after {meta['warmup_s']:g} s of warm-up), servers alternated; whole run {meta.get('duration_s', '?')} s. "
-        "Figures are the median of the repeats, with (min–max). × SDK: throughput against the SDK reference in the same "
-        "cell; × floor: against the bare Channels consumer under the same HTTP server (uvicorn for the SDK).",
+        "Figures are the median of the repeats, with (min–max). × SDK: throughput against the SDK reference "
+        "in the same cell; × floor: against the bare Channels consumer under the same HTTP server "
+        "(uvicorn for the SDK).",
         "",
-        "## tools/call",
+        f"{section} tools/call",
         "",
         *calls_table(results["calls"]),
         "",
-        "## Memory per idle session (1,000 sessions, each with its stream open)",
+        f"{section} Memory per idle session (1,000 sessions, each with its stream open)",
         "",
         *idle_table(results["idle"]),
         "",
     ]
     if guard:
-        out += ["## Token guard", "", *guard, ""]
+        out += [f"{section} Token guard", "", *guard, ""]
     if scale:
         out += [
-            "## Scale-out (nothing pinned: the workers, nginx, Redis, PostgreSQL and the load generator share the cores)",
+            f"{section} Scale-out (nothing pinned: the workers, nginx, Redis, PostgreSQL and the load generator "
+            "share the cores)",
             "",
             *scale,
             "",
         ]
-    out += ["## Targets", "", *targets_table(results, guard_cost, scale_ratio), ""]
+    out += [f"{section} Targets", "", *targets_table(results, guard_cost, scale_ratio), ""]
     if busy:
         worst = max(r["other_cpu"] for r in busy)
-        out += [f"Note: other processes kept up to {worst:.2f} cores busy during {len(busy)} of the runs; their spread shows it.", ""]
+        out += [
+            f"Note: other processes kept up to {worst:.2f} cores busy during {len(busy)} of the runs; "
+            "their spread shows it.",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -230,7 +271,7 @@ def plot(results, path: Path) -> None:
     cells = _cells(results["calls"])
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharey=True)
     shown = [s for s in LABELS if s not in ("ours-unguarded-daphne", "sdk-sse")]  # one colour per server
-    for ax, transport in zip(axes, ("http", "sse")):
+    for ax, transport in zip(axes, ("http", "sse"), strict=True):
         for index, server in enumerate(shown):
             name = REFERENCE[transport] if server == "sdk-http" else server
             users = sorted(u for (t, u, s) in cells if t == transport and s == name)
@@ -265,3 +306,95 @@ def write(results, directory: Path) -> str:
     except ImportError:
         pass  # matplotlib is a bench requirement; the table stands without the plot
     return text
+
+
+# -- docs/performance.md ------------------------------------------------------------------------
+def _repo_path(path: Path) -> str:
+    """`path` as the docs name it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def load_check(results) -> str:
+    """One sentence on whether the servers, not the load generator, were what was measured."""
+    runs = [r for r in results["calls"] if "failed" not in r and r.get("server_cpu") is not None]
+    busy = [r["server_cpu"] for r in runs if r["users"] >= TARGET_USERS]
+    generator = [r["client_cpu"] for r in runs if r.get("client_cpu") is not None]
+    if not busy or not generator:
+        return ""
+    return (
+        f"Load check: at {TARGET_USERS} users and more, each server kept {min(busy):.2f}–{max(busy):.2f} "
+        f"of its core busy; the load generator used at most {max(generator):.2f} of its own."
+    )
+
+
+def docs_section(results, source: Path) -> str:
+    """What goes between the markers of docs/performance.md: where the figures come from,
+    `markdown(results)` with its headings under the page's "Latest run", the load check and
+    the plot."""
+    json_name = _repo_path(source)
+    stamp = results["meta"]["stamp"]
+    lines = [
+        f"Written by `make bench` from `{json_name}`; rebuilt from that file with "
+        f"`python bench/report.py --docs {json_name}`. Do not edit between the markers.",
+        "",
+        markdown(results, heading_level=3).rstrip("\n"),
+        "",
+    ]
+    check = load_check(results)
+    if check:
+        lines += [check, ""]
+    plot_file = Path(source).resolve().with_suffix(".png")
+    if plot_file.exists() and plot_file.is_relative_to(REPO):
+        relative = Path(os.path.relpath(plot_file, DOCS_PAGE.parent)).as_posix()
+        lines += [f"![Latency against concurrency, run {stamp}]({relative})", ""]
+    return "\n".join(lines)
+
+
+PAGE_SKELETON = f"""# Performance
+
+## Latest run
+
+{DOCS_BEGIN}
+{DOCS_END}
+"""
+
+
+def write_docs(results, source: Path, page: Path = DOCS_PAGE) -> Path:
+    """Replace what lies between the markers of `page` (created if missing) with
+    `docs_section(results, source)`; the rest of the page is left as it is."""
+    text = page.read_text() if page.exists() else PAGE_SKELETON
+    if DOCS_BEGIN not in text and DOCS_END not in text:
+        text = text.rstrip("\n") + f"\n\n## Latest run\n\n{DOCS_BEGIN}\n{DOCS_END}\n"
+    begin, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
+    if begin < 0 or end < begin or text.count(DOCS_BEGIN) != 1 or text.count(DOCS_END) != 1:
+        raise ValueError(f"{page}: expected one {DOCS_BEGIN!r} line followed by one {DOCS_END!r} line")
+    block = f"{DOCS_BEGIN}\n{docs_section(results, source).rstrip()}\n{DOCS_END}"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    partial = page.with_name(page.name + ".tmp")
+    partial.write_text(text[:begin] + block + text[end + len(DOCS_END) :])
+    partial.replace(page)
+    return page
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Rebuild the generated section of docs/performance.md from a results file."
+    )
+    parser.add_argument(
+        "--docs", type=Path, required=True, metavar="JSON", help="a benchmark results file, bench/results/<stamp>.json"
+    )
+    parser.add_argument("--page", type=Path, default=DOCS_PAGE, help="the page to update (docs/performance.md)")
+    args = parser.parse_args()
+    results = json.loads(args.docs.read_text())
+    if not isinstance(results, dict) or "calls" not in results or "meta" not in results:
+        parser.error(f"{args.docs} is not a `make bench` results file (a soak file is not one)")
+    page = write_docs(results, args.docs, args.page)
+    print(f"{_repo_path(page)}: generated section rebuilt from {_repo_path(args.docs)}")
+
+
+if __name__ == "__main__":
+    main()

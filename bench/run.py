@@ -7,9 +7,11 @@ transport and number of users it measures every server in turn, then again
 in another order, `--repeats` times, so that drift on the machine shows as a
 spread between repeats. Then memory per idle session (fresh servers) and,
 unless `--no-scale-out`, one worker against two behind nginx. Prints the
-Markdown table and writes it, the raw numbers and a plot to bench/results/.
+Markdown table and writes it, the raw numbers and a plot to bench/results/,
+then the same tables into docs/performance.md between its marker lines
+(`bench/report.py` renders both; `--no-docs` leaves the page alone, for trial runs).
 
-    python bench/run.py [--window 3] [--repeats 3] [--users 1,32,256] [--streams 1000] [--no-scale-out]
+    python bench/run.py [--window 3] [--repeats 3] [--users 1,32,256] [--streams 1000] [--no-scale-out] [--no-docs]
 """
 
 import argparse
@@ -21,13 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # run as a script from anywhere: `bench` and `tests` import
 
-from bench import report, servers  # noqa: E402
+from bench import report, servers
 
 SERVER_CPUS = {0}
 LOAD_CPUS = {1}
@@ -37,22 +39,43 @@ UNGUARDED = "ours-unguarded-daphne"
 GUARD_USERS = 32
 # (server, stream) pairs measured for memory per idle session.
 IDLE = [
-    ("ours-daphne", "sse"), ("ours-daphne", "get"),
-    ("sdk-sse", "sse"), ("sdk-http", "get"),
-    ("floor-daphne", "sse"), ("floor-daphne", "get"),
+    ("ours-daphne", "sse"),
+    ("ours-daphne", "get"),
+    ("sdk-sse", "sse"),
+    ("sdk-http", "get"),
+    ("floor-daphne", "sse"),
+    ("floor-daphne", "get"),
 ]
 SSE_USERS_CAP = 256  # each SSE user holds two connections and a stream
 
 
-def load(server, mode: str, transport: str, token: str, options: list[str], timeout: float, pinned: bool = True) -> dict:
+def load(
+    server, mode: str, transport: str, token: str, options: list[str], timeout: float, pinned: bool = True
+) -> dict:
     """One run of the load generator against `server` (with `url` and `pids`), in its own process."""
     cpus = LOAD_CPUS if pinned else None
     command = [
-        sys.executable, "-m", "bench.load", mode, "--url", server.url, "--transport", transport,
-        "--token", token, "--pids", ",".join(map(str, server.pids)), *options,
+        sys.executable,
+        "-m",
+        "bench.load",
+        mode,
+        "--url",
+        server.url,
+        "--transport",
+        transport,
+        "--token",
+        token,
+        "--pids",
+        ",".join(map(str, server.pids)),
+        *options,
     ]
     result = subprocess.run(
-        command, cwd=BENCH_DIR.parent, capture_output=True, text=True, timeout=timeout, check=False,
+        command,
+        cwd=BENCH_DIR.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     if result.returncode != 0:
@@ -70,9 +93,16 @@ def measure_calls(running: dict, token: str, args, log) -> list[dict]:
             cell = names + ([UNGUARDED] if transport == "http" and users == GUARD_USERS else [])
             for repeat in range(args.repeats):
                 # Rotate the order each repeat: no server always runs first (or right after another).
-                order = cell[repeat % len(cell):] + cell[: repeat % len(cell)]
+                order = cell[repeat % len(cell) :] + cell[: repeat % len(cell)]
                 for name in order:
-                    result = load(running[name], "calls", transport, token, options + ["--users", str(users)], args.window * 4 + 90)
+                    result = load(
+                        running[name],
+                        "calls",
+                        transport,
+                        token,
+                        [*options, "--users", str(users)],
+                        args.window * 4 + 90,
+                    )
                     row = {"server": name, "transport": transport, "users": users, "repeat": repeat, **result}
                     rows.append(row)
                     log(report.progress_line(row))
@@ -83,14 +113,22 @@ def measure_idle(template, token: str, ports: dict, directory: Path, args, log) 
     """Memory per idle session, each on a freshly started server (no heap left over from load)."""
     rows = []
     for name, stream in IDLE:
-        server = servers.start(name, ports[f"idle-{name}-{stream}"], directory / "idle" / stream, template=template, token=token, cpus=SERVER_CPUS)
+        server = servers.start(
+            name,
+            ports[f"idle-{name}-{stream}"],
+            directory / "idle" / stream,
+            template=template,
+            token=token,
+            cpus=SERVER_CPUS,
+        )
         try:
             result = load(server, "idle", stream, token, ["--streams", str(args.streams)], 600)
         finally:
             server.stop()
         row = {"server": name, "stream": stream, **result}
         rows.append(row)
-        log(f"idle {name:22} {stream:4} {row.get('kib_per_session', float('nan')):7.1f} KiB/session ({row.get('streams')} open, {row.get('failures')} failed)")
+        kib, opened, failed = row.get("kib_per_session", float("nan")), row.get("streams"), row.get("failures")
+        log(f"idle {name:22} {stream:4} {kib:7.1f} KiB/session ({opened} open, {failed} failed)")
     return rows
 
 
@@ -103,6 +141,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000, help="idle sessions for the memory measurement")
     parser.add_argument("--no-scale-out", dest="scale_out", action="store_false", help="skip 2 workers against 1")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--no-docs", dest="docs", action="store_false", help="do not update docs/performance.md")
     args = parser.parse_args()
     args.users = [int(u) for u in args.users.split(",")]
     if len(os.sched_getaffinity(0)) < 2:
@@ -120,14 +159,17 @@ def main() -> None:
         names = sorted({*HTTP_SERVERS, *SSE_SERVERS, UNGUARDED})
         ports = {name: servers.free_port() for name in names} | {f"idle-{n}-{s}": servers.free_port() for n, s in IDLE}
         ours = [port for key, port in ports.items() if "ours" in key]
-        token = servers.mint_token(f"sqlite:///{template.database}", template.username, [f"http://{servers.HOST}:{port}" for port in ours])
+        audiences = [f"http://{servers.HOST}:{port}" for port in ours]
+        token = servers.mint_token(f"sqlite:///{template.database}", template.username, audiences)
 
         results["idle"] = measure_idle(template, token, ports, directory, args, log)
 
         running = {}
         try:
             for name in names:
-                running[name] = servers.start(name, ports[name], directory, template=template, token=token, cpus=SERVER_CPUS)
+                running[name] = servers.start(
+                    name, ports[name], directory, template=template, token=token, cpus=SERVER_CPUS
+                )
             log(f"servers up: {', '.join(f'{n} {s.url}' for n, s in running.items())}")
             results["calls"] = measure_calls(running, token, args, log)
         finally:
@@ -142,14 +184,17 @@ def main() -> None:
     results["meta"]["duration_s"] = round(time.monotonic() - started)
     markdown = report.write(results, args.output)
     print(markdown)
+    if args.docs:
+        page = report.write_docs(results, args.output / f"{results['meta']['stamp']}.json")
+        log(f"{page} updated (the section between its bench markers)")
 
 
 def _meta(args) -> dict:
     from importlib.metadata import version
 
     return {
-        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "stamp": datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "stamp": datetime.now(UTC).strftime("%Y%m%d-%H%M%S"),
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
         "python": platform.python_version(),

@@ -1,6 +1,6 @@
 """Two workers against one: the deployment of deploy/ (daphne workers as the systemd
 unit runs them, REDIS_URL, nginx with the project's proxy snippet, PostgreSQL),
-started by the scale-out tests' own helpers (`tests/services.py`).
+started by the scale-out tests' own helpers (`tests/support/services.py`).
 
 Both clusters share one PostgreSQL (started with fsync off, as the tests run
 it) and each has its own Redis and nginx. Nothing is pinned: on a two-core
@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from bench import servers
-from tests.live_server import GENEROUS_LIMITS
+from tests.support.live_server import GENEROUS_LIMITS
 
 USERS = 32
 
@@ -42,17 +42,33 @@ def measure(directory, args, load, log) -> list[dict]:
         users = services.prepare_database(database)
         for workers in (1, 2):
             clusters[workers] = services.start_cluster(
-                services.cluster_directory(base), database, users, workers=workers, **GENEROUS_LIMITS)
+                services.cluster_directory(base), database, users, workers=workers, **GENEROUS_LIMITS
+            )
         token = servers.mint_token(database, users.username, [c.url for c in clusters.values()])
         options = ["--window", str(args.window), "--warmup", str(args.warmup), "--users", str(USERS)]
         for repeat in range(args.repeats):
-            for workers in ((1, 2) if repeat % 2 == 0 else (2, 1)):
+            for workers in (1, 2) if repeat % 2 == 0 else (2, 1):
                 cluster = clusters[workers]
                 target = Target(cluster.url, [w.pid for w in cluster.workers])
                 result = load(target, "calls", "http", token, options, args.window * 4 + 90, pinned=False)
-                row = {"server": f"{workers} worker(s)", "workers": workers, "transport": "http", "users": USERS, "repeat": repeat, **result}
+                row = {
+                    "server": f"{workers} worker(s)",
+                    "workers": workers,
+                    "transport": "http",
+                    "users": USERS,
+                    "repeat": repeat,
+                    **result,
+                }
                 rows.append(row)
-                log(f"scale-out {workers} worker(s): " + (f"{row['throughput']:.0f}/s p50 {row['p50_ms']:.1f} p99 {row['p99_ms']:.1f} ms err {row['errors']}" if "failed" not in row else row["failed"][-300:]))
+                log(
+                    f"scale-out {workers} worker(s): "
+                    + (
+                        f"{row['throughput']:.0f}/s p50 {row['p50_ms']:.1f} p99 {row['p99_ms']:.1f} ms "
+                        f"err {row['errors']}"
+                        if "failed" not in row
+                        else row["failed"][-300:]
+                    )
+                )
     except Exception as exc:  # the rest of the benchmark stands without it
         log(f"scale-out failed: {type(exc).__name__}: {exc}")
     finally:

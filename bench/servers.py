@@ -24,7 +24,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.live_server import GENEROUS_LIMITS, PROJECT_DIR, Template, _base_env, _random_secret_key, prepare_template
+from tests.support.live_server import (
+    GENEROUS_LIMITS,
+    PROJECT_DIR,
+    Template,
+    _base_env,
+    _random_secret_key,
+    prepare_template,
+)
 
 # The settings a developer's shell may export; no server here inherits them.
 _CONFIG_PREFIXES = ("DJANGO_", "MCP_")
@@ -76,7 +83,12 @@ def mint_token(database_url: str, username: str, origins: list[str]) -> str:
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "--no-imports", "-c", _MINT_TOKEN],
-        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     line = next((line for line in result.stdout.splitlines() if line.startswith("TOKEN=")), None)
     if result.returncode != 0 or line is None:
@@ -119,19 +131,28 @@ def _pinned(cpus: set[int] | None):
 def _answers_http(port: int) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=2) as sock:
-            sock.sendall(b"GET /bench-probe HTTP/1.1\r\nhost: %s:%d\r\nconnection: close\r\n\r\n" % (HOST.encode(), port))
+            sock.sendall(
+                b"GET /bench-probe HTTP/1.1\r\nhost: %s:%d\r\nconnection: close\r\n\r\n" % (HOST.encode(), port)
+            )
             return sock.recv(16).startswith(b"HTTP/1.")
     except OSError:
         return False
 
 
-def launch(name: str, command: list[str], env: dict[str, str], port: int, directory: Path, cpus: set[int] | None) -> Server:
+def launch(
+    name: str, command: list[str], env: dict[str, str], port: int, directory: Path, cpus: set[int] | None
+) -> Server:
     """Start `command` (which must listen on `port`) and return once it answers HTTP."""
     log = directory / f"{name}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            command, cwd=PROJECT_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=_pinned(cpus),
+            command,
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_pinned(cpus),
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -141,7 +162,9 @@ def launch(name: str, command: list[str], env: dict[str, str], port: int, direct
             return Server(name, f"http://{HOST}:{port}", process, log)
         time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"{name} did not answer on port {port} within {START_TIMEOUT}s:\n{log.read_text(errors='replace')[-3000:]}")
+    raise RuntimeError(
+        f"{name} did not answer on port {port} within {START_TIMEOUT}s:\n{log.read_text(errors='replace')[-3000:]}"
+    )
 
 
 def _daphne(app: str, port: int, module: str = "daphne") -> list[str]:
@@ -178,10 +201,19 @@ def start(
         command = _uvicorn(app, port) if "uvicorn" in name else _daphne(app, port, "mcpsite.serve")
     elif name.startswith("sdk"):
         env = _clean_env()
-        command = [sys.executable, "bench/reference_server.py", "sse" if name.endswith("sse") else "streamable-http", str(port)]
+        command = [
+            sys.executable,
+            "bench/reference_server.py",
+            "sse" if name.endswith("sse") else "streamable-http",
+            str(port),
+        ]
     elif name.startswith("floor"):
         env = _clean_env()
-        command = _uvicorn("bench.floor:application", port, "--lifespan", "off") if "uvicorn" in name else _daphne("bench.floor:application", port)
+        command = (
+            _uvicorn("bench.floor:application", port, "--lifespan", "off")
+            if "uvicorn" in name
+            else _daphne("bench.floor:application", port)
+        )
     else:
         raise ValueError(f"unknown server {name!r}")
     env["PYTHONUNBUFFERED"] = "1"

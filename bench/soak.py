@@ -39,18 +39,18 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # run as a script from anywhere: `bench` and `tests` import
 
-from bench import servers, soak_report  # noqa: E402
-from bench.clients import POST, CallFailed, HTTPClient, SSEClient, _reply_in  # noqa: E402
-from bench.http11 import Connection  # noqa: E402
-from bench.load import OPEN_CONCURRENCY, cpu_seconds, percentile, rss_kib  # noqa: E402
-from tests.live_server import GENEROUS_LIMITS  # noqa: E402
+from bench import servers, soak_report
+from bench.clients import POST, CallFailed, HTTPClient, SSEClient, _reply_in
+from bench.http11 import Connection
+from bench.load import OPEN_CONCURRENCY, cpu_seconds, percentile, rss_kib
+from tests.support.live_server import GENEROUS_LIMITS
 
 SERVER = "ours-daphne"
 SERVER_CPUS, LOAD_CPUS = {0}, {1}  # as bench/run.py: the server and the load on a core each
@@ -67,31 +67,52 @@ async def mint_grants(base: str, username: str, password: str, count: int) -> tu
     as a client would: registration, then per grant a browser's login and consent and the code exchange."""
     import httpx2
 
-    from tests.browser import HeadlessBrowser
-    from tests.oauth_helpers import REDIRECT_URI, pkce_pair
-    from tests.sdk_oauth import redirect_query
+    from tests.support.browser import HeadlessBrowser
+    from tests.support.oauth_flow import REDIRECT_URI, pkce_pair
+    from tests.support.sdk_oauth import redirect_query
 
     async with httpx2.AsyncClient(timeout=OP_TIMEOUT, trust_env=False) as http:
         resource = (await http.get(base + "/.well-known/oauth-protected-resource")).json()["resource"]
-        registered = await http.post(base + "/register", json={
-            "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none", "client_name": "soak",
-            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
-        })
+        registered = await http.post(
+            base + "/register",
+            json={
+                "redirect_uris": [REDIRECT_URI],
+                "token_endpoint_auth_method": "none",
+                "client_name": "soak",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+            },
+        )
         if registered.status_code != 201:
             raise RuntimeError(f"registration failed: {registered.status_code} {registered.text[:300]}")
         client_id = registered.json()["client_id"]
 
         async def grant(browser: HeadlessBrowser) -> dict:
             verifier, challenge = pkce_pair()
-            query = urlencode({
-                "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "scope": "mcp",
-                "code_challenge": challenge, "code_challenge_method": "S256", "state": "soak", "resource": resource,
-            })
+            query = urlencode(
+                {
+                    "response_type": "code",
+                    "client_id": client_id,
+                    "redirect_uri": REDIRECT_URI,
+                    "scope": "mcp",
+                    "code_challenge": challenge,
+                    "code_challenge_method": "S256",
+                    "state": "soak",
+                    "resource": resource,
+                }
+            )
             code = redirect_query(await browser.authorize(f"{base}/authorize?{query}"))["code"]
-            answer = await http.post(base + "/token", data={
-                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-                "client_id": client_id, "code_verifier": verifier, "resource": resource,
-            })
+            answer = await http.post(
+                base + "/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": REDIRECT_URI,
+                    "client_id": client_id,
+                    "code_verifier": verifier,
+                    "resource": resource,
+                },
+            )
             if answer.status_code != 200:
                 raise RuntimeError(f"code exchange failed: {answer.status_code} {answer.text[:300]}")
             return answer.json()
@@ -180,7 +201,12 @@ def _tool_call(turn: int, request_id: int, username: str) -> tuple[bytes, callab
         ("calculate", {"expression": f"{turn} * 3 - 1"}, lambda out: out == {"result": turn * 3 - 1}),
         ("whoami", {}, lambda out: out["user"]["username"] == username),
     ][turn % 3]
-    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
     return json.dumps(body).encode(), lambda reply: _checked(name, reply, check)
 
 
@@ -267,7 +293,9 @@ class Soak:
         """The refresh_token grant (with rotation); the new access token replaces the old one."""
         conn = await Connection.open(self.host, self.port)
         try:
-            body = urlencode({"grant_type": "refresh_token", "refresh_token": grant.refresh, "client_id": self.client_id})
+            body = urlencode(
+                {"grant_type": "refresh_token", "refresh_token": grant.refresh, "client_id": self.client_id}
+            )
             answer = await conn.request(POST, b"/token", FORM, body.encode())
         finally:
             conn.close()
@@ -336,9 +364,11 @@ class Sampler:
 
 
 def progress_line(sample: dict) -> str:
-    return (f"{sample['t']:7.0f}s {sample['phase']:6} RSS {sample['rss_mib']:6.1f} MiB  FDs {sample['fds']:4}  "
-            f"sessions {sample['sessions']:4}  {sample['calls_per_s']:6.1f} calls/s  p99 {sample['p99_ms'] or 0:6.1f} ms  "
-            f"refreshes {sample['refreshes']:3}  reconnects {sample['reconnects']:3}  errors {sample['errors']}")
+    return (
+        f"{sample['t']:7.0f}s {sample['phase']:6} RSS {sample['rss_mib']:6.1f} MiB  FDs {sample['fds']:4}  "
+        f"sessions {sample['sessions']:4}  {sample['calls_per_s']:6.1f} calls/s  p99 {sample['p99_ms'] or 0:6.1f} ms  "
+        f"refreshes {sample['refreshes']:3}  reconnects {sample['reconnects']:3}  errors {sample['errors']}"
+    )
 
 
 async def soak(args, server, client_id: str, username: str, grants: list[dict], log) -> dict:
@@ -350,7 +380,7 @@ async def soak(args, server, client_id: str, username: str, grants: list[dict], 
     transports = ["http" if i % 2 == 0 else "sse" for i in range(args.sessions)]
     users = [
         asyncio.ensure_future(runner.run_user(i, transport, Grant(g["access_token"], g["refresh_token"])))
-        for i, (transport, g) in enumerate(zip(transports, grants))
+        for i, (transport, g) in enumerate(zip(transports, grants, strict=False))
     ]
     deadline = started + args.minutes * 60
     while (now := time.monotonic()) < deadline:
@@ -380,10 +410,18 @@ def main() -> int:
     parser.add_argument("--think", type=float, default=1.0, help="mean seconds a client waits between calls")
     parser.add_argument("--session-seconds", type=float, default=60.0, help="mean lifetime of a session")
     parser.add_argument("--refresh-seconds", type=float, default=60.0, help="mean seconds between token refreshes")
-    parser.add_argument("--resume-fraction", type=float, default=0.5,
-                        help="share of Streamable HTTP sessions that drop and resume their GET stream")
-    parser.add_argument("--sample-seconds", type=float, default=None,
-                        help="seconds between samples (default 10, or less so a run has at least 12)")
+    parser.add_argument(
+        "--resume-fraction",
+        type=float,
+        default=0.5,
+        help="share of Streamable HTTP sessions that drop and resume their GET stream",
+    )
+    parser.add_argument(
+        "--sample-seconds",
+        type=float,
+        default=None,
+        help="seconds between samples (default 10, or less so a run has at least 12)",
+    )
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "results")
     args = parser.parse_args()
     if args.sample_seconds is None:
@@ -395,22 +433,40 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     meta = {
-        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "stamp": datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
-        "minutes": args.minutes, "sessions": args.sessions, "think_s": args.think,
-        "session_s": args.session_seconds, "refresh_s": args.refresh_seconds,
-        "resume_fraction": args.resume_fraction, "sample_s": args.sample_seconds, "pinned": pinned,
-        "cpus": os.cpu_count(), "limits": GENEROUS_LIMITS,
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "stamp": datetime.now(UTC).strftime("%Y%m%d-%H%M%S"),
+        "minutes": args.minutes,
+        "sessions": args.sessions,
+        "think_s": args.think,
+        "session_s": args.session_seconds,
+        "refresh_s": args.refresh_seconds,
+        "resume_fraction": args.resume_fraction,
+        "sample_s": args.sample_seconds,
+        "pinned": pinned,
+        "cpus": os.cpu_count(),
+        "limits": GENEROUS_LIMITS,
     }
     with tempfile.TemporaryDirectory(prefix="mcp-soak-") as tmp:
         directory = Path(tmp)
         log("preparing the database (migrate, user)...")
         template = servers.prepare_template(directory)
-        server = servers.start(SERVER, servers.free_port(), directory, template=template, token="",
-                               cpus=SERVER_CPUS if pinned else None, extra_env=GENEROUS_LIMITS)
+        server = servers.start(
+            SERVER,
+            servers.free_port(),
+            directory,
+            template=template,
+            token="",
+            cpus=SERVER_CPUS if pinned else None,
+            extra_env=GENEROUS_LIMITS,
+        )
         try:
-            log(f"server up at {server.url} (pid {server.process.pid}); minting {args.sessions} grants through the OAuth flow...")
-            client_id, grants = asyncio.run(mint_grants(server.url, template.username, template.password, args.sessions))
+            log(
+                f"server up at {server.url} (pid {server.process.pid}); "
+                f"minting {args.sessions} grants through the OAuth flow..."
+            )
+            client_id, grants = asyncio.run(
+                mint_grants(server.url, template.username, template.password, args.sessions)
+            )
             log(f"running {args.sessions} sessions for {args.minutes:g} min...")
             results = asyncio.run(soak(args, server, client_id, template.username, grants, log))
         finally:

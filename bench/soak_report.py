@@ -31,8 +31,8 @@ def _scatter_around_trend(samples: list[dict], key: str) -> float:
     xs, ys = [s["t"] for s in samples], [s[key] for s in samples]
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
     spread = sum((x - mean_x) ** 2 for x in xs)
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread if spread else 0.0
-    return pstdev(y - (mean_y + slope * (x - mean_x)) for x, y in zip(xs, ys))
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread if spread else 0.0
+    return pstdev(y - (mean_y + slope * (x - mean_x)) for x, y in zip(xs, ys, strict=True))
 
 
 def level_off(samples: list[dict]) -> dict:
@@ -56,9 +56,15 @@ def level_off(samples: list[dict]) -> dict:
         noise = 2 * _scatter_around_trend(thirds[1] + thirds[2], key)
         allowed = max(SLOWDOWN * early, noise, FLOOR[key])
         verdicts[key] = {
-            "medians": [round(level, 1) for level in levels], "early_rise": round(early, 1), "late_rise": round(late, 1),
-            "noise": round(noise, 1), "allowed": round(allowed, 1), "levels_off": late <= allowed,
-            "start": load[0][key], "end": load[-1][key], "peak": max(s[key] for s in load),
+            "medians": [round(level, 1) for level in levels],
+            "early_rise": round(early, 1),
+            "late_rise": round(late, 1),
+            "noise": round(noise, 1),
+            "allowed": round(allowed, 1),
+            "levels_off": late <= allowed,
+            "start": load[0][key],
+            "end": load[-1][key],
+            "peak": max(s[key] for s in load),
         }
     return verdicts
 
@@ -79,12 +85,16 @@ def _rows(samples: list[dict], minutes: float) -> list[dict]:
             span = sample["t"] - start
             p50s = [s["p50_ms"] for s in bucket if s["p50_ms"] is not None]
             p99s = [s["p99_ms"] for s in bucket if s["p99_ms"] is not None]
-            rows.append(dict(
-                sample, label=f"{sample['t'] / 60:.0f} min",
-                calls_per_s=round(sum(s["calls"] for s in bucket) / span, 1) if span else 0.0,
-                p50_ms=median(p50s) if p50s else None, p99_ms=max(p99s) if p99s else None,
-                **{key: sum(s[key] for s in bucket) for key in ("refreshes", "reconnects", "resumes", "errors")},
-            ))
+            rows.append(
+                dict(
+                    sample,
+                    label=f"{sample['t'] / 60:.0f} min",
+                    calls_per_s=round(sum(s["calls"] for s in bucket) / span, 1) if span else 0.0,
+                    p50_ms=median(p50s) if p50s else None,
+                    p99_ms=max(p99s) if p99s else None,
+                    **{key: sum(s[key] for s in bucket) for key in ("refreshes", "reconnects", "resumes", "errors")},
+                )
+            )
             bucket, start = [], sample["t"]
     return before + rows + after
 
@@ -124,7 +134,9 @@ def markdown(results: dict, verdicts: dict) -> str:
         "",
     ]
     if errors:
-        out += ["| error | count |", "|---|---:|"] + [f"| {e.replace('|', '/')} | {n} |" for e, n in errors.items()] + [""]
+        out += (
+            ["| error | count |", "|---|---:|"] + [f"| {e.replace('|', '/')} | {n} |" for e, n in errors.items()] + [""]
+        )
     out += [
         "| time | RSS MiB | open FDs | sessions | tools/call/s | p50 ms | p99 ms | server CPU | refreshes | reconnects | resumes | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -133,8 +145,11 @@ def markdown(results: dict, verdicts: dict) -> str:
     before = next((s for s in samples if s["phase"] == "before"), None)
     after = next((s for s in samples if s["phase"] == "after"), None)
     if before and after:
-        out += ["", f"At rest (no session open), before → after the load: resident memory {before['rss_mib']:.1f} → "
-                    f"{after['rss_mib']:.1f} MiB, open FDs {before['fds']} → {after['fds']}."]
+        out += [
+            "",
+            f"At rest (no session open), before → after the load: resident memory {before['rss_mib']:.1f} → "
+            f"{after['rss_mib']:.1f} MiB, open FDs {before['fds']} → {after['fds']}.",
+        ]
     out += [
         "",
         "## Do memory and FDs level off?",
@@ -175,7 +190,7 @@ def plot(results: dict, path: Path) -> None:
         ("fds", "open file descriptors", "C1"),
         ("calls_per_s", "tools/call per second", "C2"),
     ]
-    for ax, (key, label, colour) in zip(axes, panels):
+    for ax, (key, label, colour) in zip(axes, panels, strict=True):
         ax.plot(minutes, [s[key] for s in load], marker=".", color=colour)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
@@ -184,12 +199,14 @@ def plot(results: dict, path: Path) -> None:
                 ax.axvline(third, color="grey", linestyle=":", linewidth=1)
     erred = [(s["t"] / 60, s["calls_per_s"]) for s in load if s["errors"]]
     if erred:
-        axes[2].scatter(*zip(*erred), color="red", zorder=3, label="samples with errors")
+        axes[2].scatter(*zip(*erred, strict=True), color="red", zorder=3, label="samples with errors")
         axes[2].legend(loc="lower right", fontsize=8)
     axes[-1].set_xlabel("minutes of load (dotted: the thirds compared for levelling off)")
     meta = results["meta"]
-    fig.suptitle(f"Soak {meta['started']}: {meta['sessions']} sessions, one daphne worker, "
-                 f"{sum(results['errors'].values())} errors")
+    fig.suptitle(
+        f"Soak {meta['started']}: {meta['sessions']} sessions, one daphne worker, "
+        f"{sum(results['errors'].values())} errors"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,8 +1,8 @@
 """A bench-only ASGI application: this server without the bearer-token guard.
 
-Identical to `mcpsite.asgi` (but for `/healthz` and the start-up checks) except that the MCP endpoints skip `BearerGuard`
-and every request carries one fixed principal (the one `BENCH_TOKEN` stands
-for), so that comparing the two measures what the token guard costs. Never
+Identical to `mcpsite.asgi` (but for `/healthz` and the start-up checks) except
+that the MCP endpoints skip `BearerGuard` and every request carries one fixed
+principal (the one `BENCH_TOKEN` stands for), so that comparing the two measures what the token guard costs. Never
 serve this: it lets anyone in as that user.
 
     BENCH_TOKEN=... daphne bench.unguarded_asgi:application
@@ -12,29 +12,26 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpsite.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path, re_path  # noqa: E402
-from oauth2_provider.models import get_access_token_model  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import path, re_path
 
-from mcp_app import shutdown  # noqa: E402
-from mcp_app.consumers.legacy_sse import MessagesConsumer, SSEConsumer  # noqa: E402
-from mcp_app.consumers.streamable_http import StreamableHTTPConsumer  # noqa: E402
-from mcp_app.guards.cors import CORSGuard  # noqa: E402
-from mcp_app.guards.origin import OriginGuard  # noqa: E402
-from mcp_app.principal import PRINCIPAL_SCOPE_KEY, Principal  # noqa: E402
-from mcpsite.collector import tune_for_serving  # noqa: E402
-from mcpsite.proxy_headers import TrustedProxyHeaders  # noqa: E402
-from oauth_app.validators import checksum  # noqa: E402
+from mcp_app.cluster import shutdown
+from mcp_app.guards.cors import CORSGuard
+from mcp_app.guards.origin import OriginGuard
+from mcp_app.principal import PRINCIPAL_SCOPE_KEY, Principal
+from mcp_app.transport.legacy_sse import LegacyMessagesEndpoint, LegacySSEEndpoint
+from mcp_app.transport.streamable_http import StreamableHTTPEndpoint
+from mcpsite.collector import tune_for_serving
+from mcpsite.proxy_headers import TrustedProxyHeaders
+from oauth_app.resource_server import load_access_token, token_checksum
 
 
 def _principal() -> Principal:
-    token = get_access_token_model().objects.select_related("user", "application").get(
-        token_checksum=checksum(os.environ["BENCH_TOKEN"])
-    )
+    token = load_access_token(token_checksum(os.environ["BENCH_TOKEN"]))
     return Principal(
         user_id=token.user_id,
         username=token.user.get_username(),
@@ -70,9 +67,9 @@ application = ProtocolTypeRouter(
         "http": TrustedProxyHeaders(
             URLRouter(
                 [
-                    path("mcp", unguarded(StreamableHTTPConsumer.as_asgi())),
-                    path("sse", unguarded(SSEConsumer.as_asgi())),
-                    path("messages", unguarded(MessagesConsumer.as_asgi())),
+                    path("mcp", unguarded(StreamableHTTPEndpoint.as_asgi())),
+                    path("sse", unguarded(LegacySSEEndpoint.as_asgi())),
+                    path("messages", unguarded(LegacyMessagesEndpoint.as_asgi())),
                     re_path(r"", django_application),
                 ]
             )

@@ -7,7 +7,7 @@ ERROR_MESSAGE_CHARS = 500
 
 
 class ToolCall(models.Model):
-    """One ``tools/call`` request and how it ended: the audit trail (``mcp_app.audit``).
+    """One ``tools/call`` request and how it ended: the audit trail (``engine/audit.py``).
 
     Who called is kept twice: a link to the user, and a snapshot of the username
     and client that survives the user or client being deleted.

@@ -1,6 +1,6 @@
 """Who is calling: the principal a validated bearer token stands for.
 
-The token guard (``mcp_app.guards``) puts a ``Principal`` into the ASGI scope;
+The bearer guard (``guards/bearer.py``) puts a ``Principal`` into the ASGI scope;
 the transports hand it, wrapped in a ``RequestInfo``, to the protocol engine
 with every message, and tools read it from their context.
 """
@@ -35,7 +35,7 @@ class RequestInfo:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def principal_of(ctx) -> Principal:
+def principal_from_context(ctx) -> Principal:
     """The principal behind an MCP request context (``ServerRequestContext`` or an MCPServer ``Context``)."""
     request_context = getattr(ctx, "request_context", ctx)
     info = request_context.request

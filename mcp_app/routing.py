@@ -1,13 +1,17 @@
-"""The MCP endpoints, each a Channels consumer behind the guards."""
+"""The MCP endpoints, each behind the guards: the top of the request flow.
+
+``mcpsite/asgi.py`` routes these paths here, ahead of Django; see
+``docs/architecture.md`` for what happens below.
+"""
 
 from django.urls import path
 
-from mcp_app.consumers.legacy_sse import MessagesConsumer, SSEConsumer
-from mcp_app.consumers.streamable_http import StreamableHTTPConsumer
 from mcp_app.guards import guarded
+from mcp_app.transport.legacy_sse import LegacyMessagesEndpoint, LegacySSEEndpoint
+from mcp_app.transport.streamable_http import StreamableHTTPEndpoint
 
 urlpatterns = [
-    path("mcp", guarded(StreamableHTTPConsumer.as_asgi())),
-    path("sse", guarded(SSEConsumer.as_asgi())),
-    path("messages", guarded(MessagesConsumer.as_asgi())),
+    path("mcp", guarded(StreamableHTTPEndpoint.as_asgi())),
+    path("sse", guarded(LegacySSEEndpoint.as_asgi())),
+    path("messages", guarded(LegacyMessagesEndpoint.as_asgi())),
 ]

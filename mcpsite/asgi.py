@@ -1,28 +1,36 @@
-"""ASGI entry point: `daphne mcpsite.asgi:application` (or uvicorn).
+"""ASGI entry point: `daphne mcpsite.asgi:application` (or uvicorn, or `python -m mcpsite.serve`).
 
 Django's ASGI app serves the site, the admin and the OAuth endpoints; the MCP
-transports (`mcp_app/routing.py`) go through the guards to their consumers.
+endpoints (`mcp_app/routing.py`) go through the guards to the transports,
+ahead of Django. A configuration that is malformed or unsafe stops the
+process here, with the reasons and no traceback (`mcpsite/checks.py`).
 """
 
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpsite.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+from mcpsite.checks import refuse_insecure_configuration, refuse_to_start_on_bad_configuration
 
-django_application = get_asgi_application()  # sets Django up before anything imports models
+with refuse_to_start_on_bad_configuration():
+    from django.core.asgi import get_asgi_application
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path, re_path  # noqa: E402
+    django_application = get_asgi_application()  # sets Django up before anything imports models
+    refuse_insecure_configuration()
 
-from mcp_app import shutdown  # noqa: E402
-from mcp_app.routing import urlpatterns as mcp_urlpatterns  # noqa: E402
-from mcpsite.checks import refuse_insecure_configuration  # noqa: E402
-from mcpsite.collector import tune_for_serving  # noqa: E402
-from mcpsite.health import healthz  # noqa: E402
-from mcpsite.proxy_headers import TrustedProxyHeaders  # noqa: E402
+    from mcp_app.engine.server import get_mcp_server
 
-refuse_insecure_configuration()
+    get_mcp_server()  # built now: an extension that cannot load stops the start, not the first request
+
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import path, re_path
+
+from mcp_app.cluster import shutdown
+from mcp_app.routing import urlpatterns as mcp_urlpatterns
+from mcpsite.collector import tune_for_serving
+from mcpsite.health import healthz
+from mcpsite.proxy_headers import TrustedProxyHeaders
+
 shutdown.close_sessions_when_daphne_stops()
 
 # /mcp, /sse and /messages skip Django's middleware (the hot path), /healthz too; everything

@@ -6,13 +6,15 @@ With ``DJANGO_DEBUG`` on they stay quiet: development runs on defaults.
 """
 
 import re
+import sys
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 
-from mcpsite.public_url import is_loopback_host
+from oauth_app.origins import is_loopback_host
 
 CONFIGURATION_TAG = "mcp_configuration"
 _MIN_SECRET_LENGTH = 50
@@ -115,15 +117,30 @@ def check_worker_route(app_configs=None, **kwargs):
     return []
 
 
+class RefusedConfiguration(Exception):
+    """The configuration is unsafe or malformed; the message lists why, one check a line."""
+
+
 def refuse_insecure_configuration() -> None:
-    """Raise at start-up if any configuration check fails.
+    """Raise ``RefusedConfiguration`` if any configuration check fails.
 
     daphne and uvicorn do not run Django's system checks, so the ASGI module
     calls this to make them refuse the same settings `manage.py` refuses.
     """
     from django.core.checks import run_checks
-    from django.core.management.base import SystemCheckError
 
     errors = [message for message in run_checks(tags=[CONFIGURATION_TAG]) if message.is_serious()]
     if errors:
-        raise SystemCheckError("Refusing to start:\n" + "\n".join(f"{e.id}: {e.msg} HINT: {e.hint}" for e in errors))
+        raise RefusedConfiguration("\n".join(f"{e.id}: {e.msg}\n    HINT: {e.hint}" for e in errors))
+
+
+@contextmanager
+def refuse_to_start_on_bad_configuration(stream=None):
+    """Around the loading of the ASGI application: a malformed environment variable
+    (``ImproperlyConfigured``) or a failed check ends the process with status 1 and the
+    problem on stderr, as lines a person reads, not a traceback."""
+    try:
+        yield
+    except (ImproperlyConfigured, RefusedConfiguration) as problem:
+        print(f"Refusing to start: the configuration is not safe to serve.\n{problem}", file=stream or sys.stderr)
+        raise SystemExit(1) from None

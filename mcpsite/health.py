@@ -11,10 +11,9 @@ import json
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-
-from mcp_app.forwarding import CHANNEL_PREFIX
 
 CHECK_TIMEOUT_SECONDS = 3
 
@@ -30,7 +29,7 @@ async def _database() -> None:
 
 async def _channel_layer() -> None:
     layer = get_channel_layer()
-    channel = await layer.new_channel(CHANNEL_PREFIX)
+    channel = await layer.new_channel(settings.CHANNEL_PREFIX)
     await layer.send(channel, {"type": "health.ping"})
     await layer.receive(channel)
 
@@ -58,16 +57,18 @@ async def healthz(scope, receive, send) -> None:
     if scope["method"] not in ("GET", "HEAD"):
         await _respond(send, 405, {"error": "method_not_allowed"}, [(b"allow", b"GET, HEAD")])
         return
-    results = dict(zip(CHECKS, await asyncio.gather(*(_run(check) for check in CHECKS.values()))))
+    results = dict(zip(CHECKS, await asyncio.gather(*(_run(check) for check in CHECKS.values())), strict=True))
     healthy = all(result == "ok" for result in results.values())
     await _respond(send, 200 if healthy else 503, {"status": "ok" if healthy else "unavailable", **results})
 
 
 async def _respond(send, status: int, body: dict, headers=()) -> None:
     payload = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), *headers],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import dj_database_url
 
+from mcp_app.protocol.names import MCP_REQUEST_HEADERS
 from mcpsite.env import env_bool, env_int, env_list, env_seconds, env_str
-from mcpsite.public_url import parse_public_url
+from oauth_app.origins import parse_public_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # local state of a development install (SQLite, dev secret key)
@@ -33,7 +34,7 @@ REFRESH_TOKEN_TTL = env_int("MCP_REFRESH_TOKEN_TTL", 30 * 24 * 3600, minimum=60)
 AUTHORIZATION_CODE_TTL = env_int("MCP_AUTHORIZATION_CODE_TTL", 60, minimum=1)
 # Dynamic client registrations accepted per client address per hour.
 MCP_REGISTRATIONS_PER_HOUR = env_int("MCP_REGISTRATIONS_PER_HOUR", 30, minimum=1)
-# --- Abuse limits (oauth_app/ratelimit.py, django-axes below) ---
+# Abuse limits on the OAuth endpoints (oauth_app/ratelimit.py) and logins (django-axes, below).
 # Requests per client address per minute on the other OAuth endpoints; past it 429 + Retry-After.
 # A client refreshes its token about once an access-token lifetime and one authorization takes
 # about three /authorize requests, so these leave room for a whole office behind one NAT.
@@ -45,7 +46,6 @@ MCP_REVOKE_REQUESTS_PER_MINUTE = env_int("MCP_REVOKE_REQUESTS_PER_MINUTE", 60, m
 # MCP_LOGIN_LOCKOUT_MINUTES pass without a try; staff can lift it in the admin (Access attempts).
 MCP_LOGIN_FAILURE_LIMIT = env_int("MCP_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 MCP_LOGIN_LOCKOUT_MINUTES = env_int("MCP_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
-# --- end abuse limits ---
 # MCP transports: request body bound, idle session expiry, SSE keep-alive, sessions per process.
 MCP_MAX_BODY_BYTES = env_int("MCP_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
 MCP_SESSION_IDLE_SECONDS = env_int("MCP_SESSION_IDLE_SECONDS", 1800, minimum=1)
@@ -61,28 +61,25 @@ MCP_SSE_RETRY_MS = env_int("MCP_SSE_RETRY_MS", 1000, minimum=0)
 MCP_TRUSTED_PROXIES = env_list("MCP_TRUSTED_PROXIES", [])
 # Extra origins allowed to call the MCP endpoints from a browser (same-origin always passes).
 MCP_ALLOWED_ORIGINS = env_list("MCP_ALLOWED_ORIGINS", [])
-# The audit trail (mcp_app.audit) records each tool call's arguments, as JSON cut to this many characters.
+# The audit trail (mcp_app/engine/audit.py) records each tool call's arguments, as JSON cut to this many characters.
 MCP_AUDIT_ARGUMENTS = env_bool("MCP_AUDIT_ARGUMENTS", True)
 MCP_AUDIT_ARGUMENT_CHARS = env_int("MCP_AUDIT_ARGUMENT_CHARS", 2000, minimum=1)
-# --- tools/call limits (mcp_app/limits.py) ---
+# tools/call limits (mcp_app/engine/limits.py).
 # Calls per access token per minute (shared through Redis when REDIS_URL is set); 0: no limit.
 MCP_TOOL_CALLS_PER_MINUTE = env_int("MCP_TOOL_CALLS_PER_MINUTE", 600, minimum=0)
 # Calls running at once in one session; one more is refused. 0: no limit.
 MCP_MAX_CONCURRENT_CALLS_PER_SESSION = env_int("MCP_MAX_CONCURRENT_CALLS_PER_SESSION", 16, minimum=0)
-
-
 # Seconds a tool call may run; then it is cancelled and answered as a tool error ("timed out").
 MCP_TOOL_CALL_TIMEOUT_SECONDS = env_seconds("MCP_TOOL_CALL_TIMEOUT_SECONDS", 60.0)
-# --- end tools/call limits ---
 # Seconds a validated bearer token is trusted without asking the database again;
 # a revoked token keeps working that long. 0: look every request up.
 MCP_TOKEN_CACHE_SECONDS = env_int("MCP_TOKEN_CACHE_SECONDS", 30, minimum=0)
 # The mcp SDK wraps every request in an OpenTelemetry span: a no-op until an OTel SDK and exporter
 # are installed, yet about 0.1 ms of CPU per call (12% of a tools/call). Off unless asked for.
 MCP_OPENTELEMETRY = env_bool("MCP_OPENTELEMETRY", False)
-# The tools, resources and prompts the official MCP conformance suite calls (mcp_app/conformance.py); tests only.
-MCP_CONFORMANCE_FIXTURES = env_bool("MCP_CONFORMANCE_FIXTURES", False)
-# --- Hardening: HSTS, housekeeping, audit retention (issue 7) ---
+# Engine extensions: import paths of modules whose `install(server, features)` adds tools, resources
+# or prompts (mcp_app/engine/extensions.py). The tests load the conformance suite's fixtures this way.
+MCP_EXTENSIONS = env_list("MCP_EXTENSIONS", [])
 # HSTS on HTTPS responses; on by default only when debug is off (a development http://localhost must not be pinned).
 MCP_HSTS_SECONDS = env_int("MCP_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
 MCP_HSTS_INCLUDE_SUBDOMAINS = env_bool("MCP_HSTS_INCLUDE_SUBDOMAINS", True)
@@ -90,7 +87,6 @@ MCP_HSTS_INCLUDE_SUBDOMAINS = env_bool("MCP_HSTS_INCLUDE_SUBDOMAINS", True)
 # after this many days; tool-call and auth-event audit rows after MCP_AUDIT_RETENTION_DAYS. 0: keep.
 MCP_UNUSED_CLIENT_DAYS = env_int("MCP_UNUSED_CLIENT_DAYS", 7, minimum=0)
 MCP_AUDIT_RETENTION_DAYS = env_int("MCP_AUDIT_RETENTION_DAYS", 90, minimum=0)
-# --- end hardening ---
 
 
 def _development_secret_key() -> str:
@@ -169,15 +165,13 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A database that does not answer fails a request (and /healthz) fast instead of hanging it.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
-# --- Hardening: SQLite under concurrent writes (issue 7; found by bench/soak.py) ---
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Each request's sync code runs on a thread and connection of its own. A transaction begun
     # DEFERRED reads, then writes; SQLite cannot let it wait for another writer (that could
-    # deadlock) and fails it at once with "database is locked": /token answered 500 when two code
-    # exchanges or refreshes met. IMMEDIATE takes the write lock at BEGIN, where SQLite can wait,
+    # deadlock) and fails it at once with "database is locked", so two code exchanges or refreshes
+    # at once would answer 500. IMMEDIATE takes the write lock at BEGIN, where SQLite can wait,
     # up to `timeout` seconds, for the other writer to commit.
     DATABASES["default"].setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE", timeout=20)
-# --- end SQLite ---
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -216,7 +210,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # posts and Django's CSRF check refuses every login and consent. The redirects that carry
 # authorization codes say `no-referrer` themselves (oauth_app/views/authorize.py).
 SECURE_REFERRER_POLICY = "same-origin"
-# --- Hardening: browser-side protections (issue 7; tests/test_security_headers.py) ---
+# Browser-side protections.
 # HSTS goes on HTTPS responses only (Django's SecurityMiddleware); behind nginx a request counts
 # as HTTPS through X-Forwarded-Proto from MCP_TRUSTED_PROXIES. No SECURE_SSL_REDIRECT: nginx
 # terminates TLS and redirects port 80 itself, and the workers listen on loopback only.
@@ -237,15 +231,17 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
     },
 }
-# --- end hardening ---
 
 # Browser-based clients (the MCP Inspector) discover, register and fetch tokens
 # cross-origin. These endpoints take no cookies, so any origin may call them.
 CORS_URLS_REGEX = r"^/(\.well-known/.+|token|revoke|register(/.+)?)$"
 CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_CREDENTIALS = False
-CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "mcp-protocol-version")
+CORS_ALLOW_HEADERS = [name.lower() for name in MCP_REQUEST_HEADERS]
 
+# Every channel this process creates shares one prefix: channels_redis serialises receives per
+# prefix and process, so a second prefix would wait behind the worker door's blocking read.
+CHANNEL_PREFIX = "mcp"
 # Redis down must mean fast errors (503), never hung requests: connections time out quickly.
 REDIS_CONNECT_TIMEOUT_SECONDS = 2
 if REDIS_URL:
@@ -304,7 +300,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=MCP_LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
 # The address is REMOTE_ADDR as mcpsite/proxy_headers.py left it (the real client when the
 # sender is a trusted proxy); axes must not read X-Forwarded-For itself.
-AXES_CLIENT_IP_CALLABLE = "oauth_app.ratelimit.client_address"
+AXES_CLIENT_IP_CALLABLE = "oauth_app.client_address.client_address"
 AXES_LOCKOUT_CALLABLE = "mcpsite.login_lockout.lockout_response"  # 429 page with Retry-After
 # A success does not wipe the failures: otherwise someone with one valid account could
 # reset the count of the address they are guessing other accounts from.

@@ -11,4 +11,3 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("oauth_app.urls")),
 ]
-

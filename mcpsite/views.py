@@ -5,7 +5,7 @@ import json
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from mcpsite.public_url import request_origin
+from oauth_app.origins import request_origin
 
 MCP_PATH = "/mcp"
 SSE_PATH = "/sse"

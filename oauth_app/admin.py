@@ -26,7 +26,14 @@ def _record_admin_revocation(request, token, what: str) -> None:
 
 class MCPApplicationAdmin(ApplicationAdmin):
     list_display = (
-        "name", "client_id", "client_type", "registration_source", "registered_from", "user", "created", "last_used_at"
+        "name",
+        "client_id",
+        "client_type",
+        "registration_source",
+        "registered_from",
+        "user",
+        "created",
+        "last_used_at",
     )
     list_filter = ("client_type", "authorization_grant_type", "registration_source", "skip_authorization")
     readonly_fields = ("registered_from", "created", "updated", "last_used_at")

@@ -6,7 +6,7 @@ public origin to bind tokens to it, so it travels in a private header.
 
 from oauth2_provider.oauth2_backends import OAuthLibCore
 
-from mcpsite.public_url import request_origin
+from oauth_app.origins import request_origin
 
 PUBLIC_ORIGIN_HEADER = "X_MCP_PUBLIC_ORIGIN"
 

@@ -8,7 +8,6 @@ no password, code, token or secret is ever handed to ``record``. Recording must 
 fail the request it describes: a failed write is logged and the request goes on.
 """
 
-import ipaddress
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ from django.contrib.auth import signals as auth_signals
 from django.db import transaction
 from oauth2_provider.signals import app_authorized
 
+from oauth_app.client_address import client_address
 from oauth_app.models import DETAIL_CHARS, AuthEvent
 
 log = logging.getLogger(__name__)
@@ -25,21 +25,6 @@ Kind = AuthEvent.Kind
 
 USERNAME_CHARS = AuthEvent._meta.get_field("username").max_length
 CLIENT_ID_CHARS = AuthEvent._meta.get_field("client_id").max_length
-
-
-def address_of(request) -> str | None:
-    """REMOTE_ADDR of a Django request or of an oauthlib request (whose headers are a
-    copy of Django's META, oauth_app.backends), if it is an IP address."""
-    if request is None:
-        return None
-    meta = getattr(request, "META", None)
-    if meta is None:
-        meta = getattr(request, "headers", None) or {}
-    raw = meta.get("REMOTE_ADDR")
-    try:
-        return str(ipaddress.ip_address(raw)) if raw else None
-    except ValueError:
-        return None
 
 
 def record(kind: str, *, request=None, user=None, username: str = "", client_id: str = "", detail: str = "") -> None:
@@ -52,7 +37,7 @@ def record(kind: str, *, request=None, user=None, username: str = "", client_id:
     username = (username or "")[:USERNAME_CHARS]
     client_id = (client_id or "")[:CLIENT_ID_CHARS]
     detail = (detail or "")[:DETAIL_CHARS]
-    address = address_of(request)
+    address = client_address(request)
     try:
         # A savepoint: a failed insert must not break a transaction the caller is in.
         with transaction.atomic():
@@ -85,7 +70,9 @@ def _account_named(typed) -> tuple[Any, str, str]:
     username field, and the trail and the log must never hold a password.
     """
     typed = str(typed or "")
-    user = get_user_model()._default_manager.filter(**{get_user_model().USERNAME_FIELD: typed}).first() if typed else None
+    user = (
+        get_user_model()._default_manager.filter(**{get_user_model().USERNAME_FIELD: typed}).first() if typed else None
+    )
     if user is None:
         return None, "", "no such account (the name typed is not kept)"
     return user, user.get_username(), ""
@@ -99,8 +86,13 @@ def _login_failed(sender, credentials, request=None, **kwargs):
 
 def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
     user, username, detail = _account_named(username)
-    record(Kind.LOCKED_OUT, request=request, user=user, username=username,
-           detail="; ".join(filter(None, ["too many failed logins", detail])))
+    record(
+        Kind.LOCKED_OUT,
+        request=request,
+        user=user,
+        username=username,
+        detail="; ".join(filter(None, ["too many failed logins", detail])),
+    )
 
 
 def _token_issued(sender, request, token, **kwargs):

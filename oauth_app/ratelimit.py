@@ -13,7 +13,6 @@ host usually owns a whole /64 and could otherwise rotate through it.
 """
 
 import functools
-import ipaddress
 import logging
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from django.shortcuts import render
 from django_ratelimit.core import get_usage
 from redis.exceptions import RedisError
 
+from oauth_app.client_address import client_address
 from oauth_app.errors import oauth_error
 
 log = logging.getLogger(__name__)
@@ -31,17 +31,6 @@ log = logging.getLogger(__name__)
 UNKNOWN_ADDRESS = "0.0.0.0"
 # Told to clients when the counter store (Redis) cannot be reached.
 UNAVAILABLE_RETRY_SECONDS = 5
-
-
-def client_address(request) -> str | None:
-    """The client's IP address as this site trusts it, or None when there is none.
-
-    Also the address django-axes records for login failures (AXES_CLIENT_IP_CALLABLE)
-    and the one stored on dynamically registered clients."""
-    try:
-        return str(ipaddress.ip_address(request.META.get("REMOTE_ADDR") or ""))
-    except ValueError:
-        return None
 
 
 def counted_address(request) -> str:

@@ -9,10 +9,12 @@ or read local files, fragments, credentials in the URI, malformed URIs.
 import re
 from urllib.parse import urlsplit
 
-from mcpsite.public_url import is_loopback_host
+from oauth_app.origins import is_loopback_host
 
 # Schemes that a browser would execute or that reach local resources.
-FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "blob", "about", "filesystem", "ftp", "ws", "wss"})
+FORBIDDEN_SCHEMES = frozenset(
+    {"javascript", "data", "file", "vbscript", "blob", "about", "filesystem", "ftp", "ws", "wss"}
+)
 # RFC 3986 §3.1 scheme syntax.
 _SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 MAX_REDIRECT_URI_LENGTH = 2000

@@ -12,10 +12,22 @@ from oauth_app.views import authorize, metadata, registration, token
 app_name = "oauth2_provider"
 
 urlpatterns = [
-    path(".well-known/oauth-authorization-server", dot_views.OAuthServerMetadataView.as_view(), name="oauth-server-metadata"),
-    path(".well-known/oauth-protected-resource", metadata.ProtectedResourceMetadataView.as_view(), name="oauth-resource-metadata"),
+    path(
+        ".well-known/oauth-authorization-server",
+        dot_views.OAuthServerMetadataView.as_view(),
+        name="oauth-server-metadata",
+    ),
+    path(
+        ".well-known/oauth-protected-resource",
+        metadata.ProtectedResourceMetadataView.as_view(),
+        name="oauth-resource-metadata",
+    ),
     # RFC 9728 §3.1: clients also look under the MCP endpoint's own path.
-    re_path(r"^\.well-known/oauth-protected-resource/(?P<resource_path>mcp|sse)$", metadata.ProtectedResourceMetadataView.as_view(), name="oauth-resource-metadata-path"),
+    re_path(
+        r"^\.well-known/oauth-protected-resource/(?P<resource_path>mcp|sse)$",
+        metadata.ProtectedResourceMetadataView.as_view(),
+        name="oauth-resource-metadata-path",
+    ),
     path("authorize", rate_limited("authorize", authorize.ConsentView.as_view()), name="authorize"),
     path("token", rate_limited("token", token.TokenView.as_view()), name="token"),
     path("revoke", rate_limited("revoke", token.RevokeTokenView.as_view()), name="revoke-token"),

@@ -2,7 +2,6 @@
 place where the token endpoint's events enter the auth event trail (revocation,
 refresh-token reuse, code replay; issued tokens come through DOT's signal)."""
 
-import hashlib
 import logging
 
 from django.utils import timezone
@@ -14,15 +13,12 @@ from oauthlib.oauth2.rfc6749 import errors
 from oauth_app import events
 from oauth_app.backends import PUBLIC_ORIGIN_HEADER
 from oauth_app.models import AuthEvent, RedeemedCode
-from oauth_app.resources import is_resource_of
+from oauth_app.origins import same_origin
+from oauth_app.resource_server import token_checksum
 
 log = logging.getLogger(__name__)
 
 ALLOWED_GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
-
-
-def checksum(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 class MCPOAuth2Validator(OAuth2Validator):
@@ -33,9 +29,9 @@ class MCPOAuth2Validator(OAuth2Validator):
 
     def _authenticate_basic_auth(self, request):
         # DOT 3.4.1 catches binascii.Error from base64.b64decode but not the plain ValueError it
-        # raises for non-ASCII input (`Authorization: Basic ¡`), so /token and /revoke answered 500
-        # (found by tests/test_fuzz_live.py). Credentials that are no base64 authenticate nobody,
-        # as DOT already answers for other undecodable ones: 401 invalid_client.
+        # raises for non-ASCII input (`Authorization: Basic ¡`), which would make /token and /revoke
+        # answer 500. Credentials that are no base64 authenticate nobody, as DOT already answers for
+        # other undecodable ones: 401 invalid_client.
         credentials = self._extract_basic_auth(request)
         if credentials is not None and not credentials.isascii():
             return False
@@ -47,7 +43,7 @@ class MCPOAuth2Validator(OAuth2Validator):
         super()._check_and_set_request_resource(request)
         origin = request.headers[PUBLIC_ORIGIN_HEADER]
         for resource in request.resource:
-            if not is_resource_of(resource, origin):
+            if not same_origin(resource, origin):
                 raise errors.CustomOAuth2Error(
                     error="invalid_target",
                     description=f"The resource {resource!r} is not served here; this server is {origin}.",
@@ -73,16 +69,20 @@ class MCPOAuth2Validator(OAuth2Validator):
             get_application_model().objects.filter(pk=client.pk).update(last_used_at=timezone.now())
 
     def _remember_redeemed_code(self, token, request):
-        access_token = get_access_token_model().objects.filter(token_checksum=checksum(token["access_token"])).first()
+        access_token = (
+            get_access_token_model().objects.filter(token_checksum=token_checksum(token["access_token"])).first()
+        )
         family = None
         if token.get("refresh_token"):
             family = (
                 get_refresh_token_model()
-                .objects.filter(token_checksum=checksum(token["refresh_token"]))
+                .objects.filter(token_checksum=token_checksum(token["refresh_token"]))
                 .values_list("token_family", flat=True)
                 .first()
             )
-        RedeemedCode.objects.create(code_checksum=checksum(request.code), access_token=access_token, token_family=family)
+        RedeemedCode.objects.create(
+            code_checksum=token_checksum(request.code), access_token=access_token, token_family=family
+        )
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         if super().validate_code(client_id, code, client, request, *args, **kwargs):
@@ -92,7 +92,9 @@ class MCPOAuth2Validator(OAuth2Validator):
 
     def _revoke_if_replayed(self, code, client_id, request):
         """A code presented twice was intercepted: revoke all it issued."""
-        redeemed = RedeemedCode.objects.filter(code_checksum=checksum(code)).select_related("access_token").first()
+        redeemed = (
+            RedeemedCode.objects.filter(code_checksum=token_checksum(code)).select_related("access_token").first()
+        )
         if redeemed is None:
             return
         log.warning("authorization code replayed; revoking the tokens it issued (redemption #%s)", redeemed.pk)
@@ -128,7 +130,7 @@ class MCPOAuth2Validator(OAuth2Validator):
         # again; unknown and expired tokens are plain failures, not events.
         reused = (
             get_refresh_token_model()
-            .objects.filter(token_checksum=checksum(refresh_token), revoked__isnull=False)
+            .objects.filter(token_checksum=token_checksum(refresh_token), revoked__isnull=False)
             .select_related("user", "application")
             .first()
         )
@@ -149,10 +151,13 @@ class MCPOAuth2Validator(OAuth2Validator):
         found = None
         client_pk = getattr(request.client, "pk", None)
         if client_pk is not None:
-            lookup = {"token_checksum": checksum(token), "application_id": client_pk}
+            lookup = {"token_checksum": token_checksum(token), "application_id": client_pk}
             found = (
                 get_access_token_model().objects.filter(**lookup).select_related("user").first()
-                or get_refresh_token_model().objects.filter(**lookup, revoked__isnull=True).select_related("user").first()
+                or get_refresh_token_model()
+                .objects.filter(**lookup, revoked__isnull=True)
+                .select_related("user")
+                .first()
             )
         super().revoke_token(token, token_type_hint, request, *args, **kwargs)
         if found is not None:

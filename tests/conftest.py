@@ -1,5 +1,25 @@
+"""Fixtures every layer shares: users, live servers, and the scale-out cluster.
+
+The folders say what a test needs: ``oauth/``, ``mcp/`` and ``site/`` run
+in-process (a few tests in them start a server and say so with the ``live``
+marker), ``live/``, ``cluster/`` and ``browser/`` always start real processes.
+See docs/testing.md.
+"""
+
+from pathlib import Path
+
 import pytest
 from django.core.cache import cache
+
+# Every test in these folders starts real processes (daphne, nginx, Redis, PostgreSQL, Chromium, Node).
+LIVE_FOLDERS = ("live", "cluster", "browser")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        folder = Path(item.fspath).parent.name
+        if folder in LIVE_FOLDERS:
+            item.add_marker(pytest.mark.live)
 
 
 @pytest.fixture(autouse=True)
@@ -33,9 +53,9 @@ def logged_in(client, user):
 
 
 # ---------------------------------------------------------------------------
-# Live servers: real daphne processes on loopback (tests/live_server.py).
+# Live servers: real daphne processes on loopback (tests/support/live_server.py).
 # ---------------------------------------------------------------------------
-from tests.live_server import LiveServer, prepare_template, start_live_server  # noqa: E402
+from tests.support.live_server import LiveServer, prepare_template, start_live_server  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -101,13 +121,13 @@ def pytest_runtest_makereport(item, call):
 
 
 # ---------------------------------------------------------------------------
-# Scale-out: real Redis, PostgreSQL, nginx and daphne workers (tests/services.py).
+# Scale-out: real Redis, PostgreSQL, nginx and daphne workers (tests/support/services.py).
 # ---------------------------------------------------------------------------
 import shutil  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
-from tests import services  # noqa: E402
-from tests.services import Cluster  # noqa: E402
+from tests.support import services  # noqa: E402
+from tests.support.services import Cluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")

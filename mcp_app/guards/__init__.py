@@ -12,6 +12,10 @@
 
 Every refusal has the body ``{"error": ..., "error_description": ...}``
 (``responses.py``).
+
+May import: ``principal``, ``protocol``, and of ``oauth_app`` only its
+``resource_server`` module. Never ``transport``, ``sessions``, ``cluster``,
+``engine`` or ``tools``.
 """
 
 from mcp_app.guards.bearer import BearerGuard

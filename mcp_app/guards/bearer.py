@@ -5,7 +5,7 @@ query with its user and client), it has not expired, it stands for an active
 user of a registered client, its RFC 8707 ``resource`` names this endpoint,
 and it carries the ``mcp`` scope. Revoked access tokens are deleted by DOT,
 so "unknown" covers them. The resulting ``Principal`` goes into the scope
-under ``PRINCIPAL_SCOPE_KEY`` for the consumers.
+under ``PRINCIPAL_SCOPE_KEY`` for the endpoints.
 
 Validated tokens are cached in-process (``token_cache.py``): a hit costs no
 query and no thread hop.
@@ -16,8 +16,8 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from oauth2_provider.models import get_access_token_model
 
+from mcp_app.guards.audience import request_url, server_origin
 from mcp_app.guards.challenges import (
     BearerChallenge,
     InsufficientScope,
@@ -26,10 +26,10 @@ from mcp_app.guards.challenges import (
     MissingToken,
     send_challenge,
 )
-from mcp_app.guards.http_scope import HEADER_ENCODING, header_values, request_url, server_origin
 from mcp_app.guards.token_cache import TokenCache, token_cache
 from mcp_app.principal import PRINCIPAL_SCOPE_KEY, Principal
-from oauth_app.validators import checksum
+from mcp_app.protocol.scope import HEADER_ENCODING, header_values
+from oauth_app.resource_server import load_access_token, token_checksum
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def bearer_token(scope) -> str:
     """The raw token from the Authorization header; raises the challenge for anything else."""
     if _token_in_query(scope):
         raise InvalidRequest("Send the access token in the Authorization header, never in the URL.")
-    values = header_values(scope, b"authorization")
+    values = header_values(scope, "authorization")
     if not values:
         raise MissingToken("This endpoint needs an OAuth access token: Authorization: Bearer <token>.")
     if len(values) > 1:
@@ -65,17 +65,10 @@ def bearer_token(scope) -> str:
     return token
 
 
-@database_sync_to_async
-def _load_token(token_checksum: str):
-    """The token row with its user and client (one query), or None."""
-    access_token_model = get_access_token_model()
-    try:
-        return access_token_model.objects.select_related("user", "application").get(token_checksum=token_checksum)
-    except access_token_model.DoesNotExist:
-        return None
+_load_token = database_sync_to_async(load_access_token)
 
 
-def principal_of(token, audience: str) -> Principal:
+def principal_for_token(token, audience: str) -> Principal:
     """The principal a loaded token stands for at ``audience``; raises the challenge if it does not.
 
     Runs on the event loop: everything it reads was loaded by ``_load_token``,
@@ -123,9 +116,9 @@ class BearerGuard:
         await self.app({**scope, PRINCIPAL_SCOPE_KEY: principal}, receive, send)
 
     async def authenticate(self, scope) -> Principal:
-        key = (checksum(bearer_token(scope)), request_url(scope))
+        key = (token_checksum(bearer_token(scope)), request_url(scope))
         principal = self.cache.get(key)
         if principal is None:
-            principal = principal_of(await _load_token(key[0]), key[1])
+            principal = principal_for_token(await _load_token(key[0]), key[1])
             self.cache.put(key, principal)
         return principal

@@ -12,10 +12,10 @@ allows either, this server serves both, and their ``resource`` is the same.
 """
 
 from django.conf import settings
-from django.urls import reverse
 from oauth2_provider.www_authenticate import build_bearer_challenge
 
 from mcp_app.guards.responses import send_error
+from oauth_app.resource_server import resource_metadata_url
 
 # RFC 6750 §3.1 gives no error code when the request carried no credentials;
 # the JSON body still needs one.
@@ -48,10 +48,6 @@ class InvalidToken(BearerChallenge):
 class InsufficientScope(BearerChallenge):
     status = 403
     error = "insufficient_scope"
-
-
-def resource_metadata_url(origin: str) -> str:
-    return origin + reverse("oauth2_provider:oauth-resource-metadata")
 
 
 def www_authenticate(challenge: BearerChallenge, origin: str) -> str:

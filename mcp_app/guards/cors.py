@@ -10,15 +10,16 @@ No ``Access-Control-Allow-Credentials``: MCP clients authenticate with a
 bearer header, never cookies.
 """
 
-from mcp_app.guards.http_scope import header
 from mcp_app.guards.origin import refusal
 from mcp_app.guards.responses import send_no_content
+from mcp_app.protocol.names import MCP_REQUEST_HEADERS, MCP_RESPONSE_HEADERS
+from mcp_app.protocol.scope import header
 
 ALLOW_METHODS = b"GET, POST, DELETE, OPTIONS"
-ALLOW_HEADERS = b"Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Last-Event-ID"
+ALLOW_HEADERS = ", ".join(MCP_REQUEST_HEADERS).encode()
 # What a browser page may read from a response: the session id to send back,
 # the challenge that starts the OAuth flow, the negotiated protocol version.
-EXPOSE_HEADERS = b"Mcp-Session-Id, WWW-Authenticate, Mcp-Protocol-Version"
+EXPOSE_HEADERS = ", ".join(MCP_RESPONSE_HEADERS).encode()
 # Short enough that a change of the lists above reaches browsers within minutes.
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
@@ -29,8 +30,8 @@ VARY = (b"vary", b"Origin")
 def _is_preflight(scope) -> bool:
     return (
         scope["method"] == "OPTIONS"
-        and header(scope, b"origin") is not None
-        and header(scope, b"access-control-request-method") is not None
+        and header(scope, "origin") is not None
+        and header(scope, "access-control-request-method") is not None
     )
 
 
@@ -45,7 +46,7 @@ class CORSGuard:
         if _is_preflight(scope):
             await self._answer_preflight(scope, send)
             return
-        origin = header(scope, b"origin")
+        origin = header(scope, "origin")
         cors_headers = [VARY]
         if origin is not None and refusal(scope) is None:
             cors_headers += [
@@ -69,7 +70,7 @@ class CORSGuard:
             send,
             [
                 VARY,
-                (b"access-control-allow-origin", header(scope, b"origin").encode("latin-1")),
+                (b"access-control-allow-origin", header(scope, "origin").encode("latin-1")),
                 (b"access-control-allow-methods", ALLOW_METHODS),
                 (b"access-control-allow-headers", ALLOW_HEADERS),
                 (b"access-control-max-age", str(PREFLIGHT_MAX_AGE_SECONDS).encode()),

@@ -2,7 +2,7 @@
 
 A page on ``http://evil.example`` whose name an attacker re-points at
 127.0.0.1 reaches a local server with ``Host: evil.example`` and
-``Origin: http://evil.example``. The Host check stops it (the consumers skip
+``Origin: http://evil.example``. The Host check stops it (the endpoints skip
 Django's middleware, so nothing else validates Host), and the Origin check
 stops a browser page on any origin not allowed here from driving the server.
 
@@ -13,16 +13,16 @@ preflights by the same rule (``refusal`` below).
 
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http.request import split_domain_port, validate_host
 
-from mcp_app.guards.http_scope import header, request_host, server_origin
+from mcp_app.guards.audience import server_origin
 from mcp_app.guards.responses import send_error
+from mcp_app.protocol.scope import header, request_host
+from oauth_app.resource_server import normalize_origin
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 # Django's own fallback when debugging with an empty ALLOWED_HOSTS (HttpRequest.get_host).
 DEBUG_ALLOWED_HOSTS = [".localhost", "127.0.0.1", "[::1]"]
 
@@ -35,31 +35,6 @@ class Refusal:
 
     async def send(self, send, headers=()) -> None:
         await send_error(send, self.status, self.error, self.description, headers)
-
-
-def normalize_origin(value: str) -> str | None:
-    """``scheme://host[:port]`` with the default port dropped, or None if ``value``
-    is not an http(s) origin (``null``, a URL with a path, credentials...)."""
-    try:
-        parts = urlsplit(value.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if (
-        scheme not in DEFAULT_PORTS
-        or not parts.hostname
-        or parts.username is not None
-        or parts.password is not None
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-    ):
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    if port is None or port == DEFAULT_PORTS[scheme]:
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
 
 
 @lru_cache(maxsize=4)  # keyed by the setting's value, so an override in tests takes effect
@@ -101,7 +76,7 @@ def refusal(scope) -> Refusal | None:
     if not host_is_allowed(scope):
         # 400, as Django answers DisallowedHost: the request names a server that is not this one.
         return Refusal(400, "invalid_host", "The Host header does not name this server.")
-    origin = header(scope, b"origin")
+    origin = header(scope, "origin")
     if origin is not None and not origin_is_allowed(origin, scope):
         return Refusal(403, "invalid_origin", f"Requests from the origin {origin!r} are not allowed.")
     return None

@@ -10,6 +10,9 @@ work are capped), so the thread hop would cost far more than the work, and
 under load the thread fights the event loop for the GIL: they run on the
 event loop instead (`_on_the_event_loop`). A tool that blocks (a database
 query, a network call) must stay a plain function, or be async.
+
+May import: ``principal`` and ``protocol``. Never ``transport``, ``sessions``,
+``cluster``, ``guards`` or ``engine``: a tool knows only who calls and what it gets.
 """
 
 import functools
@@ -19,7 +22,6 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 
 from mcp_app.tools import arithmetic, calculator, identity
-from mcp_app.tools.arguments import require_valid_arguments
 
 # Every tool here only computes or reads the caller's own identity: no side
 # effects, the same answer for the same input, and nothing outside this server.
@@ -51,7 +53,7 @@ def _on_the_event_loop(function):
 
 
 def register_tools(server: MCPServer) -> None:
-    """Add every tool to ``server``, with unknown tools and bad arguments answered as invalid params."""
+    """Add every tool to ``server``."""
     for function, title in TOOLS:
         server.add_tool(
             _on_the_event_loop(function),
@@ -59,4 +61,3 @@ def register_tools(server: MCPServer) -> None:
             description=inspect.getdoc(function),  # the docstring without its source indentation
             annotations=PURE,
         )
-    require_valid_arguments(server)

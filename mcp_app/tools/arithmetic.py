@@ -47,8 +47,8 @@ def power(
     return numbers.power(base, exponent)
 
 
-def sqrt(x: Annotated[float, Field(description="A number that is not negative.")]) -> Annotated[
-    float, Field(description="The non-negative square root of x.")
-]:
+def sqrt(
+    x: Annotated[float, Field(description="A number that is not negative.")],
+) -> Annotated[float, Field(description="The non-negative square root of x.")]:
     """The square root of x. Negative numbers are refused."""
     return numbers.sqrt(x)

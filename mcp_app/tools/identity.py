@@ -1,14 +1,14 @@
 """The identity tool: who this server believes is calling.
 
 The transport attaches a ``RequestInfo`` to every message; its principal is
-what the bearer token stands for (``mcp_app.principal``).
+what the bearer token stands for (``mcp_app/principal.py``).
 """
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from mcp_app.principal import principal_of
+from mcp_app.principal import principal_from_context
 
 
 class User(BaseModel):
@@ -31,7 +31,7 @@ async def whoami(ctx: Context) -> Identity:
     """Who you are to this server: the user and the OAuth client the access token
     was issued to, and the scopes it grants."""
     try:
-        principal = principal_of(ctx)
+        principal = principal_from_context(ctx)
     except LookupError:
         raise ToolError("this request carries no authenticated user") from None
     return Identity(

@@ -19,8 +19,8 @@ import secrets
 from urllib.parse import urlencode, urlsplit
 
 from django.shortcuts import render
-from django.views.decorators.cache import never_cache
 from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import get_application_model
 from oauth2_provider.scopes import get_scopes_backend
@@ -29,10 +29,9 @@ from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
-from mcpsite.public_url import request_origin
 from oauth_app import events
 from oauth_app.models import AuthEvent
-from oauth_app.resources import is_resource_of
+from oauth_app.origins import request_origin, same_origin
 
 PENDING_SESSION_KEY = "oauth_pending_authorizations"
 # A user with several consent tabs open keeps that many pending requests; older ones are dropped.
@@ -116,7 +115,7 @@ class ConsentView(AuthorizationView):
                 credentials, application, "invalid_request", 'code_challenge_method must be "S256".'
             )
         origin = request_origin(self.request)
-        foreign = [resource for resource in self.request.GET.getlist("resource") if not is_resource_of(resource, origin)]
+        foreign = [resource for resource in self.request.GET.getlist("resource") if not same_origin(resource, origin)]
         if foreign:
             return self._redirect_error(
                 credentials,
@@ -148,8 +147,11 @@ class ConsentView(AuthorizationView):
         scope = " ".join(pending["scopes"])
         if not allow:
             events.record(
-                AuthEvent.Kind.CONSENT_DENIED, request=request, user=request.user,
-                client_id=application.client_id, detail=f"scope={scope}",
+                AuthEvent.Kind.CONSENT_DENIED,
+                request=request,
+                user=request.user,
+                client_id=application.client_id,
+                detail=f"scope={scope}",
             )
         try:
             uri, _headers, _body, _status = self.create_authorization_response(
@@ -158,8 +160,11 @@ class ConsentView(AuthorizationView):
         except OAuthToolkitError as error:
             return self.error_response(error, application)
         events.record(
-            AuthEvent.Kind.CONSENT_GRANTED, request=request, user=request.user,
-            client_id=application.client_id, detail=f"scope={scope}",
+            AuthEvent.Kind.CONSENT_GRANTED,
+            request=request,
+            user=request.user,
+            client_id=application.client_id,
+            detail=f"scope={scope}",
         )
         return self.redirect(uri, application)
 

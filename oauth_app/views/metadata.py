@@ -8,7 +8,7 @@ root one.
 
 from oauth2_provider.views import OAuthProtectedResourceMetadataView
 
-from mcpsite.public_url import request_origin
+from oauth_app.origins import request_origin
 
 
 class ProtectedResourceMetadataView(OAuthProtectedResourceMetadataView):

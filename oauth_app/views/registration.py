@@ -15,9 +15,9 @@ from oauth2_provider.models import get_application_model
 from oauth2_provider.views import DynamicClientRegistrationManagementView, DynamicClientRegistrationView
 
 from oauth_app import events
+from oauth_app.client_address import client_address
 from oauth_app.errors import JSONMethodNotAllowed, oauth_error
 from oauth_app.models import AuthEvent
-from oauth_app.ratelimit import client_address
 from oauth_app.redirect_uris import RedirectURIError, validate_redirect_uri
 
 ALLOWED_GRANT_TYPES = {"authorization_code", "refresh_token"}
@@ -26,7 +26,7 @@ MAX_REGISTRATION_BYTES = 64 * 1024
 MAX_REDIRECT_URIS = 20
 # What json.loads raises on a body that is no JSON. RecursionError too: it recurses once per
 # nesting level, so a few kilobytes of `[[[[...` exhaust the stack, and RecursionError is no
-# ValueError; it was answered 500 (found by tests/test_fuzz_live.py).
+# ValueError, yet such a body is as unreadable as any other (400, never 500).
 UNREADABLE_JSON = (ValueError, UnicodeDecodeError, RecursionError)
 
 
@@ -47,14 +47,18 @@ def _metadata_problem(data: dict):
         except RedirectURIError as exc:
             return oauth_error("invalid_redirect_uri", str(exc))
     grant_types = data.get("grant_types", ["authorization_code"])
-    # Strings checked before set(): an array or object inside the list is unhashable (a 500, found by fuzzing).
-    if not _is_list_of_strings(grant_types) or not set(grant_types) <= ALLOWED_GRANT_TYPES or "authorization_code" not in grant_types:
+    # Strings checked before set(): an array or object inside the list is unhashable (400, never 500).
+    if (
+        not _is_list_of_strings(grant_types)
+        or not set(grant_types) <= ALLOWED_GRANT_TYPES
+        or "authorization_code" not in grant_types
+    ):
         return oauth_error(
             "invalid_client_metadata", "grant_types must be authorization_code, optionally with refresh_token"
         )
     response_types = data.get("response_types", ["code"])
     if not _is_list_of_strings(response_types) or not set(response_types) <= ALLOWED_RESPONSE_TYPES:
-        return oauth_error("invalid_client_metadata", "response_types must be [\"code\"]")
+        return oauth_error("invalid_client_metadata", 'response_types must be ["code"]')
     for field in ("client_name", "scope", "client_uri", "logo_uri", "software_id", "software_version"):
         if field in data and not isinstance(data[field], str):
             return oauth_error("invalid_client_metadata", f"{field} must be a string")
@@ -70,7 +74,11 @@ class RegistrationView(JSONMethodNotAllowed, DynamicClientRegistrationView):
                 raise RequestDataTooBig
             data = json.loads(request.body)
         except RequestDataTooBig:
-            return oauth_error("invalid_client_metadata", f"registration request larger than {MAX_REGISTRATION_BYTES} bytes", status=413)
+            return oauth_error(
+                "invalid_client_metadata",
+                f"registration request larger than {MAX_REGISTRATION_BYTES} bytes",
+                status=413,
+            )
         except UNREADABLE_JSON:
             return oauth_error("invalid_client_metadata", "Request body must be a JSON object")
         if not isinstance(data, dict):
@@ -84,7 +92,9 @@ class RegistrationView(JSONMethodNotAllowed, DynamicClientRegistrationView):
             get_application_model().objects.filter(client_id=client_id).update(registered_from=address)
             response["Cache-Control"] = "no-store"
             events.record(
-                AuthEvent.Kind.CLIENT_REGISTERED, request=request, client_id=client_id,
+                AuthEvent.Kind.CLIENT_REGISTERED,
+                request=request,
+                client_id=client_id,
                 detail=f"client_name={str(data.get('client_name', ''))[:100]!r}",
             )
         return response

@@ -1,0 +1,14 @@
+"""The protocol engine: the ``mcp`` SDK's server, adapted to this project.
+
+``server.py`` builds the one ``MCPServer`` of the process; ``sdk.py`` is the
+only module that touches the SDK's private API. The protocol features
+``MCPServer`` leaves to its user are a module each (``connected.py``,
+``logging_level.py``, ``subscriptions.py``, ``list_changed.py``,
+``completions.py``), as are the server middleware around ``tools/call``
+(``arguments.py``, ``audit.py``, ``limits.py``) and the loading of
+extensions named in settings (``extensions.py``).
+
+May import: ``tools``, ``principal``, ``protocol``, ``models``. Never
+``transport``, ``sessions``, ``cluster`` or ``guards``: the engine knows
+nothing of HTTP or of where a session lives.
+"""

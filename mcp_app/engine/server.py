@@ -1,0 +1,69 @@
+"""The protocol engine: one ``mcp`` SDK server per process, with this project's
+tools, the protocol features ``MCPServer`` leaves to its user, the audit and
+limits middleware, and the extensions that settings name. Sessions drive its
+low-level server."""
+
+from functools import cache
+
+from django.conf import settings
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.mcpserver import MCPServer
+from mcp.server.models import InitializationOptions
+
+from mcp_app.engine import sdk
+from mcp_app.engine.arguments import require_valid_arguments
+from mcp_app.engine.audit import install_audit
+from mcp_app.engine.completions import install_completions
+from mcp_app.engine.connected import session_lifespan, track_sessions
+from mcp_app.engine.extensions import Features, install_extensions
+from mcp_app.engine.limits import install_limits
+from mcp_app.engine.logging_level import install_logging_level
+from mcp_app.engine.subscriptions import install_subscriptions
+from mcp_app.tools import register_tools
+
+SERVER_NAME = "django-mcp"
+INSTRUCTIONS = (
+    "Math tools (add, subtract, multiply, divide, power, sqrt, calculate) and whoami, "
+    "which tells who you are signed in as."
+)
+
+
+def build_server(extensions: list[str] | tuple[str, ...] = ()) -> MCPServer:
+    """A new engine with this project's tools and features, and the ``extensions`` (import paths) installed."""
+    # The lifespan is entered once per session: its value is that session's state.
+    server = MCPServer(name=SERVER_NAME, instructions=INSTRUCTIONS, lifespan=session_lifespan)
+    if not settings.MCP_OPENTELEMETRY:
+        sdk.drop_opentelemetry(server)
+    register_tools(server)
+    track_sessions(server)
+    install_logging_level(server)
+    install_subscriptions(server)
+    features = Features(completions=install_completions(server))
+    install_extensions(server, features, extensions)
+    # After every tool is added: unknown tools and bad arguments are answered as invalid params.
+    require_valid_arguments(server)
+    install_audit(server)
+    install_limits(server)  # inside the audit: refused and timed-out calls are recorded
+    return server
+
+
+@cache
+def get_mcp_server() -> MCPServer:
+    """The engine of this process, with the extensions of ``MCP_EXTENSIONS``."""
+    return build_server(tuple(settings.MCP_EXTENSIONS))
+
+
+def get_server() -> Server:
+    return sdk.lowlevel_server(get_mcp_server())
+
+
+def initialization_options_for(server: Server) -> InitializationOptions:
+    """What ``initialize`` answers with; ``listChanged`` because ``list_changed`` announces changes."""
+    return server.create_initialization_options(
+        NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+    )
+
+
+@cache
+def initialization_options() -> InitializationOptions:
+    return initialization_options_for(get_server())

@@ -1,0 +1,273 @@
+"""The audit trail: every tools/call is recorded with who, what, how it ended and how
+long it took, whatever the outcome; arguments are cut to a bound or not kept at all;
+the admin shows the trail read-only."""
+
+import json
+
+import anyio
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata, SessionMessage
+from mcp_types import INVALID_PARAMS, jsonrpc_message_adapter
+
+from mcp_app.engine.arguments import require_valid_arguments
+from mcp_app.engine.audit import install_audit
+from mcp_app.models import ToolCall
+from mcp_app.tools import register_tools
+from tests.support.engine_client import SESSION_ID, connect, request_info, tagged_streams
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
+
+TIMEOUT = 5
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def server():
+    server = MCPServer("audited")
+    register_tools(server)
+    require_valid_arguments(server)  # as the engine does: unknown tools and bad arguments are -32602
+    install_audit(server)
+    return server
+
+
+@pytest.fixture
+def info(user):
+    return request_info(user_id=user.pk, username=user.username, client_id="client-1")
+
+
+async def records() -> list[ToolCall]:
+    return [record async for record in ToolCall.objects.order_by("id")]
+
+
+async def only_record() -> ToolCall:
+    [record] = await records()
+    return record
+
+
+# -- the three outcomes -------------------------------------------------------------------------
+async def test_a_successful_call_is_recorded(server, info, user):
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, info) as client:
+            result = await client.call_tool("add", {"a": 2, "b": 3})
+    assert result.structured_content == {"result": 5.0}
+
+    record = await only_record()
+    assert record.outcome == ToolCall.Outcome.OK
+    assert record.tool == "add"
+    assert json.loads(record.arguments) == {"a": 2, "b": 3}
+    assert record.user_id == user.pk
+    assert record.username == "alice"
+    assert record.client_id == "client-1"
+    assert record.session_id == SESSION_ID
+    assert record.error_code is None and record.error_message == ""
+    assert record.duration_ms >= 0
+    assert record.created_at is not None
+
+
+async def test_other_requests_are_not_recorded(server, info):
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, info) as client:
+            await client.list_tools()
+    assert await records() == []
+
+
+async def test_a_tool_error_is_recorded_with_its_message(server, info):
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, info) as client:
+            result = await client.call_tool("divide", {"a": 1, "b": 0})
+    assert result.is_error is True
+
+    record = await only_record()
+    assert record.outcome == ToolCall.Outcome.TOOL_ERROR
+    assert record.tool == "divide"
+    assert record.error_code is None
+    assert record.error_message == "Error executing tool divide: division by zero"
+
+
+async def test_an_unknown_tool_is_recorded_as_a_protocol_error(server, info):
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, info) as client:
+            with pytest.raises(MCPError):
+                await client.session.call_tool("nope", {"x": 1})
+
+    record = await only_record()
+    assert record.outcome == ToolCall.Outcome.PROTOCOL_ERROR
+    assert record.tool == "nope"
+    assert record.error_code == INVALID_PARAMS
+    assert record.error_message == "Unknown tool: nope"
+    assert json.loads(record.arguments) == {"x": 1}
+
+
+async def test_bad_arguments_are_recorded_as_a_protocol_error(server, info):
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, info) as client:
+            with pytest.raises(MCPError):
+                await client.session.call_tool("add", {"a": "two"})
+
+    record = await only_record()
+    assert record.outcome == ToolCall.Outcome.PROTOCOL_ERROR
+    assert record.error_code == INVALID_PARAMS
+    assert record.error_message.startswith("Invalid arguments for tool add: ")
+
+
+async def test_malformed_params_are_recorded_as_a_protocol_error(server, info):
+    """A tools/call without a name fails before any handler; the middleware still sees it."""
+
+    def message(obj) -> SessionMessage:
+        return SessionMessage(jsonrpc_message_adapter.validate_python(obj), metadata=ServerMessageMetadata())
+
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+    }
+    with anyio.fail_after(TIMEOUT):
+        async with tagged_streams(server, info) as (read, write):
+            await write.send(message(initialize))
+            await read.receive()
+            await write.send(message({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            await write.send(message({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"arguments": {}}}))
+            reply = (await read.receive()).message
+    assert reply.error.code == INVALID_PARAMS
+
+    record = await only_record()
+    assert record.outcome == ToolCall.Outcome.PROTOCOL_ERROR
+    assert record.tool == ""
+    assert record.error_code == INVALID_PARAMS
+
+
+# -- who called ---------------------------------------------------------------------------------
+async def test_a_call_without_a_principal_is_recorded_anonymously(server):
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, None) as client:
+            await client.call_tool("sqrt", {"x": 4})
+
+    record = await only_record()
+    assert record.user_id is None
+    assert record.username == record.client_id == record.session_id == ""
+    assert record.outcome == ToolCall.Outcome.OK
+
+
+async def test_deleting_the_user_keeps_the_record(server, info, user):
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, info) as client:
+            await client.call_tool("add", {"a": 1, "b": 1})
+    await user.adelete()
+
+    record = await only_record()
+    assert record.user_id is None
+    assert record.username == "alice"
+
+
+async def test_a_failed_write_does_not_fail_the_call(server, caplog):
+    # No such user: the foreign key refuses the row.
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, request_info(user_id=987654)) as client:
+            result = await client.call_tool("add", {"a": 1, "b": 1})
+    assert result.structured_content == {"result": 2.0}
+    assert await records() == []
+    assert "could not record a tools/call request" in caplog.text
+
+
+# -- arguments ----------------------------------------------------------------------------------
+async def test_arguments_are_cut_to_the_bound(server, info, settings):
+    settings.MCP_AUDIT_ARGUMENT_CHARS = 40
+    expression = "1 + " * 50 + "1"
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, info) as client:
+            await client.call_tool("calculate", {"expression": expression})
+
+    record = await only_record()
+    assert len(record.arguments) == 40
+    assert record.arguments.endswith("…")
+    assert record.arguments[:-1] == json.dumps({"expression": expression})[:39]
+    assert record.outcome == ToolCall.Outcome.OK
+
+
+async def test_argument_recording_can_be_switched_off(server, info, settings):
+    settings.MCP_AUDIT_ARGUMENTS = False
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, info) as client:
+            await client.call_tool("calculate", {"expression": "6 * 7"})
+
+    record = await only_record()
+    assert record.arguments == ""
+    assert record.tool == "calculate"
+    assert record.outcome == ToolCall.Outcome.OK
+
+
+# -- the admin ----------------------------------------------------------------------------------
+@pytest.fixture
+def some_calls(user):
+    common = {"user": user, "username": user.username, "session_id": SESSION_ID, "duration_ms": 1.5}
+    return [
+        ToolCall.objects.create(tool="add", client_id="client-1", outcome="ok", arguments='{"a": 1, "b": 2}', **common),
+        ToolCall.objects.create(
+            tool="divide",
+            client_id="client-2",
+            outcome="tool_error",
+            error_message="Error executing tool divide: division by zero",
+            **common,
+        ),
+        ToolCall.objects.create(
+            tool="nope",
+            client_id="client-1",
+            outcome="protocol_error",
+            error_code=-32602,
+            error_message="Unknown tool: nope",
+            **common,
+        ),
+    ]
+
+
+def test_admin_changelist_lists_filters_and_searches(admin_client, some_calls):
+    url = reverse("admin:mcp_app_toolcall_changelist")
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    assert page.context["cl"].result_count == 3
+
+    assert admin_client.get(url, {"outcome": "tool_error"}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"tool": "add"}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"client_id": "client-1"}).context["cl"].result_count == 2
+    assert admin_client.get(url, {"q": "divide"}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"q": SESSION_ID}).context["cl"].result_count == 3
+    assert admin_client.get(url, {"q": "alice"}).context["cl"].result_count == 3
+
+
+def test_admin_is_read_only(admin_client, some_calls):
+    record = some_calls[0]
+    assert admin_client.get(reverse("admin:mcp_app_toolcall_add")).status_code == 403
+
+    change_url = reverse("admin:mcp_app_toolcall_change", args=[record.pk])
+    page = admin_client.get(change_url)
+    assert page.status_code == 200
+    assert page.context["has_change_permission"] is False
+    assert b'name="_save"' not in page.content
+
+    admin_client.post(change_url, {"tool": "edited", "outcome": "ok", "duration_ms": 0})
+    record.refresh_from_db()
+    assert record.tool == "add"
+
+
+def test_only_superusers_may_delete(client, admin_client, django_user_model, some_calls):
+    record = some_calls[0]
+    delete_url = reverse("admin:mcp_app_toolcall_delete", args=[record.pk])
+
+    staff = django_user_model.objects.create_user("auditor", password="x", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_toolcall", "delete_toolcall"]))
+    client.force_login(staff)
+    assert client.get(reverse("admin:mcp_app_toolcall_changelist")).status_code == 200
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert ToolCall.objects.filter(pk=record.pk).exists()
+
+    admin_client.post(delete_url, {"post": "yes"})
+    assert not ToolCall.objects.filter(pk=record.pk).exists()

@@ -1,0 +1,138 @@
+"""Production refuses insecure settings: system checks with ids and hints."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
+
+from mcpsite.checks import CONFIGURATION_TAG
+from mcpsite.env import env_bool, env_int
+from oauth_app.origins import parse_public_url
+
+PROJECT = Path(__file__).resolve().parents[2]
+STRONG_KEY = "q8Zt2-JvX1pLmN4rS7uW0yB3eH6kA9cF5gD2hJ8nQ1wE4rT7yU0iO3pL6kJ9hG2fD5s"
+
+
+def _ids(settings, **overrides):
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    return {message.id for message in run_checks(tags=[CONFIGURATION_TAG])}
+
+
+@pytest.fixture
+def production(settings):
+    settings.DEBUG = False
+    settings.SECRET_KEY = STRONG_KEY
+    settings.ALLOWED_HOSTS = ["mcp.example.com"]
+    settings.MCP_PUBLIC_URL = "https://mcp.example.com"
+    return settings
+
+
+def test_a_sound_production_configuration_passes(production):
+    assert _ids(production) == set()
+
+
+def test_missing_secret_key(production):
+    assert "mcpsite.E001" in _ids(production, SECRET_KEY="")
+
+
+@pytest.mark.parametrize("key", ["short", "django-insecure-" + "x" * 60, "a" * 80])
+def test_weak_secret_key(production, key):
+    assert "mcpsite.E002" in _ids(production, SECRET_KEY=key)
+
+
+def test_http_public_url_off_loopback(production):
+    assert "mcpsite.E003" in _ids(production, MCP_PUBLIC_URL="http://mcp.example.com")
+
+
+def test_http_public_url_on_loopback_is_fine(production):
+    assert _ids(production, MCP_PUBLIC_URL="http://127.0.0.1:8000") == set()
+
+
+def test_wildcard_and_empty_hosts(production):
+    assert "mcpsite.E005" in _ids(production, ALLOWED_HOSTS=["*"])
+    assert "mcpsite.E004" in _ids(production, ALLOWED_HOSTS=[])
+
+
+def test_worker_route_must_be_a_plain_name(production):
+    """The route prefixes session ids and is matched by nginx: a dot or a space would break both."""
+    assert _ids(production, MCP_WORKER_ROUTE="8001") == set()
+    assert "mcpsite.E006" in _ids(production, MCP_WORKER_ROUTE="a.b")
+    assert "mcpsite.E006" in _ids(production, MCP_WORKER_ROUTE="x" * 33)
+
+
+def test_debug_stays_quiet(settings):
+    assert _ids(settings, DEBUG=True, SECRET_KEY="", ALLOWED_HOSTS=["*"]) == set()
+
+
+def test_every_check_has_a_hint(production):
+    production.SECRET_KEY = ""
+    production.ALLOWED_HOSTS = ["*"]
+    production.MCP_PUBLIC_URL = "http://mcp.example.com"
+    messages = run_checks(tags=[CONFIGURATION_TAG])
+    assert len(messages) == 3
+    assert all(message.hint for message in messages)
+
+
+@pytest.mark.parametrize("raw", ["ftp://x", "https://", "https://mcp.example.com/path", "https://u:p@mcp.example.com"])
+def test_public_url_must_be_an_origin(raw):
+    with pytest.raises(ImproperlyConfigured, match="MCP_PUBLIC_URL"):
+        parse_public_url(raw)
+
+
+def test_public_url_is_normalised():
+    assert parse_public_url("https://MCP.Example.com/") == "https://mcp.example.com"
+
+
+def test_bad_environment_values_name_the_variable(monkeypatch):
+    monkeypatch.setenv("DJANGO_DEBUG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_DEBUG"):
+        env_bool("DJANGO_DEBUG", True)
+    monkeypatch.setenv("MCP_ACCESS_TOKEN_TTL", "soon")
+    with pytest.raises(ImproperlyConfigured, match="MCP_ACCESS_TOKEN_TTL"):
+        env_int("MCP_ACCESS_TOKEN_TTL", 3600)
+
+
+def _start(command: list[str], tmp_path, **environment: str) -> subprocess.CompletedProcess:
+    """Run a server command with ``environment`` on top of a clean one; it must exit by itself."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "MCP_"))}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3", **environment)
+    return subprocess.run(command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=60)
+
+
+SERVE = [sys.executable, "-m", "mcpsite.serve", "-b", "127.0.0.1", "-p", "0", "mcpsite.asgi:application"]
+DAPHNE = [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", "0", "mcpsite.asgi:application"]
+IMPORT = [sys.executable, "-c", "import mcpsite.asgi"]
+
+
+@pytest.mark.parametrize("command", [SERVE, DAPHNE, IMPORT], ids=["mcpsite.serve", "daphne", "import"])
+def test_an_unsafe_configuration_is_refused_with_the_checks_and_their_hints(tmp_path, command):
+    """daphne runs no system checks; the ASGI module does, and says why in lines, not a traceback."""
+    result = _start(command, tmp_path, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="", DJANGO_ALLOWED_HOSTS="*")
+    assert result.returncode == 1, result.stderr
+    assert "Refusing to start" in result.stderr
+    assert "mcpsite.E001: DJANGO_SECRET_KEY is not set." in result.stderr
+    assert "mcpsite.E005" in result.stderr
+    assert result.stderr.count("HINT:") == 2
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [SERVE, DAPHNE], ids=["mcpsite.serve", "daphne"])
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MCP_MAX_SESSIONS", "lots", "MCP_MAX_SESSIONS must be an integer, got 'lots'"),
+        ("MCP_EXTENSIONS", "no.such.module", "MCP_EXTENSIONS names 'no.such.module', which cannot be imported"),
+        ("MCP_EXTENSIONS", "mcp_app.principal", "MCP_EXTENSIONS names 'mcp_app.principal', which has no install("),
+    ],
+    ids=["integer", "extension-missing", "extension-without-install"],
+)
+def test_a_malformed_variable_is_refused_naming_it(tmp_path, command, variable, value, message):
+    result = _start(command, tmp_path, **{variable: value})
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
