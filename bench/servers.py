@@ -28,14 +28,11 @@ from tests.support.live_server import (
     GENEROUS_LIMITS,
     PROJECT_DIR,
     Template,
-    _base_env,
-    _random_secret_key,
+    environment_without_configuration,
     prepare_template,
+    random_secret_key,
+    server_environment,
 )
-
-# The settings a developer's shell may export; no server here inherits them.
-_CONFIG_PREFIXES = ("DJANGO_", "MCP_")
-_CONFIG_NAMES = {"DATABASE_URL", "REDIS_URL"}
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0
@@ -72,10 +69,10 @@ def free_port() -> int:
 
 def mint_token(database_url: str, username: str, origins: list[str]) -> str:
     """An access token for `username`, valid at each of `origins`, written into the database."""
-    env = _clean_env() | {
+    env = environment_without_configuration() | {
         "DJANGO_SETTINGS_MODULE": "mcpsite.settings",
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": _random_secret_key(),
+        "DJANGO_SECRET_KEY": random_secret_key(),
         "DJANGO_ALLOWED_HOSTS": HOST,
         "DATABASE_URL": database_url,
         "BENCH_USERNAME": username,
@@ -175,10 +172,6 @@ def _uvicorn(app: str, port: int, *options: str) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "--host", HOST, "--port", str(port), *options, app]
 
 
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_PREFIXES) and k not in _CONFIG_NAMES}
-
-
 def start(
     name: str,
     port: int,
@@ -195,12 +188,14 @@ def start(
     if name.startswith("ours"):
         database = directory / "db.sqlite3"
         shutil.copyfile(template.database, database)
-        env = _base_env(database, _random_secret_key(), {"BENCH_TOKEN": token, **GENEROUS_LIMITS, **(extra_env or {})})
+        env = server_environment(
+            database, random_secret_key(), {"BENCH_TOKEN": token, **GENEROUS_LIMITS, **(extra_env or {})}
+        )
         app = "bench.unguarded_asgi:application" if "unguarded" in name else "mcpsite.asgi:application"
         # Under daphne as `make run` and the systemd unit serve it (mcpsite/serve.py).
         command = _uvicorn(app, port) if "uvicorn" in name else _daphne(app, port, "mcpsite.serve")
     elif name.startswith("sdk"):
-        env = _clean_env()
+        env = environment_without_configuration()
         command = [
             sys.executable,
             "bench/reference_server.py",
@@ -208,7 +203,7 @@ def start(
             str(port),
         ]
     elif name.startswith("floor"):
-        env = _clean_env()
+        env = environment_without_configuration()
         command = (
             _uvicorn("bench.floor:application", port, "--lifespan", "off")
             if "uvicorn" in name

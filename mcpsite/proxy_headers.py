@@ -9,8 +9,10 @@ the MCP guards then all see the real client and scheme.
 
 from django.conf import settings
 
-FORWARDED_FOR = b"x-forwarded-for"
-FORWARDED_PROTO = b"x-forwarded-proto"
+from mcp_app.protocol.scope import header_values
+
+FORWARDED_FOR = "x-forwarded-for"
+FORWARDED_PROTO = "x-forwarded-proto"
 SCHEMES = {"http", "https"}
 
 
@@ -26,14 +28,15 @@ class TrustedProxyHeaders:
 
     def _apply(self, scope):
         scope = dict(scope)
-        for name, value in scope.get("headers", ()):
-            if name == FORWARDED_FOR:
-                # The address the trusted proxy saw is the last one it appended.
-                client = value.decode("latin-1").split(",")[-1].strip()
-                if client:
-                    scope["client"] = (client, 0)
-            elif name == FORWARDED_PROTO:
-                scheme = value.decode("latin-1").strip().lower()
-                if scheme in SCHEMES:
-                    scope["scheme"] = scheme
+        forwarded_for = header_values(scope, FORWARDED_FOR)
+        if forwarded_for:
+            # The address the trusted proxy saw is the last one it appended.
+            client = forwarded_for[-1].split(",")[-1].strip()
+            if client:
+                scope["client"] = (client, 0)
+        forwarded_proto = header_values(scope, FORWARDED_PROTO)
+        if forwarded_proto:
+            scheme = forwarded_proto[-1].strip().lower()
+            if scheme in SCHEMES:
+                scope["scheme"] = scheme
         return scope

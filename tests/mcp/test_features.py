@@ -29,6 +29,7 @@ from mcp_types import (
 
 from mcp_app.engine.list_changed import announce_list_changed
 from mcp_app.engine.server import build_server
+from tests.support.asgi_client import send_request
 from tests.support.conformance_fixtures import CONFORMANCE_FIXTURES
 from tests.support.engine_client import request_info, tagged_streams
 from tests.support.inbox import ELICITED, SAMPLED_ANSWER, TIMEOUT, WATCHED, Inbox
@@ -220,22 +221,7 @@ async def test_cancellation_through_the_streamable_http_transport(app, shttp, wo
 
 async def post_and_hold(app, headers: dict, message: dict) -> ApplicationCommunicator:
     """A POST /mcp whose response is not awaited: the caller decides when the client leaves."""
-    raw = [(b"host", b"testserver")] + [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    scope = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "POST",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
-        "query_string": b"",
-        "scheme": "http",
-        "headers": raw,
-        "server": ("testserver", 80),
-        "client": ("127.0.0.1", 50003),
-    }
-    communicator = ApplicationCommunicator(app, scope)
-    await communicator.send_input({"type": "http.request", "body": json.dumps(message).encode()})
-    return communicator
+    return await send_request(app, "POST", "/mcp", json.dumps(message).encode(), headers)
 
 
 def test_opentelemetry_spans_only_when_asked_for(settings):

@@ -16,6 +16,7 @@ from tests.support.asgi_client import (
     open_get_stream,
     parse_events,
     read_until,
+    send_request,
     start_call,
 )
 
@@ -224,30 +225,13 @@ async def test_a_tool_can_end_its_stream_and_answer_on_the_resumed_one(app, toke
 
 
 async def test_a_cancelled_request_ends_its_post_and_frees_its_id(app, token, stepping_tool):
-    from channels.testing import ApplicationCommunicator
 
     client = StreamableHTTPClient(app, token)
     await client.initialize()
     call = json.dumps(
         {"jsonrpc": "2.0", "id": 21, "method": "tools/call", "params": {"name": "test_step_then_wait", "arguments": {}}}
     ).encode()
-    headers = [(b"host", b"testserver")] + [
-        (k.encode(), v.encode()) for k, v in client.headers(accept="application/json").items()
-    ]
-    scope = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "POST",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
-        "query_string": b"",
-        "scheme": "http",
-        "headers": headers,
-        "server": ("testserver", 80),
-        "client": ("127.0.0.1", 50004),
-    }
-    post = ApplicationCommunicator(app, scope)
-    await post.send_input({"type": "http.request", "body": call})
+    post = await send_request(app, "POST", "/mcp", call, client.headers(accept="application/json"))
     session = directory.this_worker._sessions[client.session_id]
     await asyncio.wait_for(until(lambda: 21 in session._pending), TIMEOUT)  # delivered: the call is running
     cancelled = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 21, "reason": "test"}}

@@ -34,13 +34,11 @@ class HTTPResult:
         return [json.loads(line[6:]) for line in self.body.decode().split("\n") if line.startswith("data: {")]
 
 
-async def http(
-    app, method: str, path: str, body: bytes = b"", headers: dict | None = None, host="testserver"
-) -> HTTPResult:
-    """One complete HTTP exchange (the response must end)."""
+def request_scope(method: str, path: str, headers: dict | None = None, host: str = "testserver") -> dict:
+    """The ASGI scope of one HTTP request to the application, as daphne would build it."""
     path, _, query = path.partition("?")
     raw = [(b"host", host.encode())] + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    scope = {
+    return {
         "type": "http",
         "http_version": "1.1",
         "method": method,
@@ -52,8 +50,20 @@ async def http(
         "server": ("testserver", 80),
         "client": ("127.0.0.1", 50000),
     }
-    communicator = ApplicationCommunicator(app, scope)
+
+
+async def send_request(app, method: str, path: str, body: bytes = b"", headers: dict | None = None, host="testserver"):
+    """Send one request and return its ApplicationCommunicator, the response not yet read."""
+    communicator = ApplicationCommunicator(app, request_scope(method, path, headers, host))
     await communicator.send_input({"type": "http.request", "body": body})
+    return communicator
+
+
+async def http(
+    app, method: str, path: str, body: bytes = b"", headers: dict | None = None, host="testserver"
+) -> HTTPResult:
+    """One complete HTTP exchange (the response must end)."""
+    communicator = await send_request(app, method, path, body, headers, host)
     start = await communicator.receive_output(TIMEOUT)
     chunks = []
     while True:
@@ -137,24 +147,8 @@ class LegacySSEClient:
     pending: list = field(default_factory=list)
 
     async def open(self) -> None:
-        scope = {
-            "type": "http",
-            "http_version": "1.1",
-            "method": "GET",
-            "path": "/sse",
-            "raw_path": b"/sse",
-            "query_string": b"",
-            "scheme": "http",
-            "server": ("testserver", 80),
-            "client": ("127.0.0.1", 50001),
-            "headers": [
-                (b"host", b"testserver"),
-                (b"accept", b"text/event-stream"),
-                (b"authorization", f"Bearer {self.token}".encode()),
-            ],
-        }
-        self._stream = ApplicationCommunicator(self.app, scope)
-        await self._stream.send_input({"type": "http.request", "body": b""})
+        headers = {"accept": "text/event-stream", "authorization": f"Bearer {self.token}"}
+        self._stream = await send_request(self.app, "GET", "/sse", headers=headers)
         start = await self._stream.receive_output(TIMEOUT)
         assert start["status"] == 200, start
         event, data = await self.next_event()
@@ -213,21 +207,7 @@ class LegacySSEClient:
 
 async def open_get_stream(app, path: str, headers: dict) -> ApplicationCommunicator:
     """A held-open GET (an SSE stream) whose response headers have arrived with status 200."""
-    raw = [(b"host", b"testserver")] + [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    scope = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "GET",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "scheme": "http",
-        "headers": raw,
-        "server": ("testserver", 80),
-        "client": ("127.0.0.1", 50002),
-    }
-    stream = ApplicationCommunicator(app, scope)
-    await stream.send_input({"type": "http.request", "body": b""})
+    stream = await send_request(app, "GET", path, headers=headers)
     start = await stream.receive_output(TIMEOUT)
     assert start["status"] == 200, start
     return stream
@@ -262,8 +242,6 @@ async def read_until(stream, predicate, buffer=b"") -> bytes:
 
 async def start_call(app, client, name, request_id):
     """POST a tools/call with a progress token, held open as a stream."""
-    from channels.testing import ApplicationCommunicator
-
     body = json.dumps(
         {
             "jsonrpc": "2.0",
@@ -272,21 +250,7 @@ async def start_call(app, client, name, request_id):
             "params": {"name": name, "arguments": {}, "_meta": {"progressToken": "t"}},
         }
     ).encode()
-    headers = [(b"host", b"testserver")] + [(k.encode(), v.encode()) for k, v in client.headers().items()]
-    scope = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "POST",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
-        "query_string": b"",
-        "scheme": "http",
-        "headers": headers,
-        "server": ("testserver", 80),
-        "client": ("127.0.0.1", 50003),
-    }
-    post = ApplicationCommunicator(app, scope)
-    await post.send_input({"type": "http.request", "body": body})
+    post = await send_request(app, "POST", "/mcp", body, client.headers())
     start = await post.receive_output(TIMEOUT)
     assert start["status"] == 200
     assert dict(start["headers"])[b"content-type"].startswith(b"text/event-stream")

@@ -57,8 +57,14 @@ GENEROUS_LIMITS = {
 }
 
 
-def _base_env(database: Path, secret_key: str, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not (k.startswith(_CONFIG_PREFIXES) or k in _CONFIG_NAMES)}
+def environment_without_configuration() -> dict[str, str]:
+    """This process's environment without the project's settings a developer's shell may export."""
+    return {k: v for k, v in os.environ.items() if not (k.startswith(_CONFIG_PREFIXES) or k in _CONFIG_NAMES)}
+
+
+def server_environment(database: Path, secret_key: str, extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a server process: production settings on its own SQLite file, plus ``extra``."""
+    env = environment_without_configuration()
     env.update(
         DJANGO_SETTINGS_MODULE="mcpsite.settings",
         DJANGO_DEBUG="0",
@@ -71,7 +77,7 @@ def _base_env(database: Path, secret_key: str, extra: dict[str, str]) -> dict[st
     return env
 
 
-def _random_secret_key() -> str:
+def random_secret_key() -> str:
     # 64 characters from a 64-symbol alphabet: passes the mcpsite.E002 strength check.
     return secrets.token_urlsafe(48)
 
@@ -100,7 +106,7 @@ def prepare_template(directory: Path) -> Template:
     """Migrate a fresh SQLite file in `directory` and create the test user in it."""
     database = Path(directory) / "template.sqlite3"
     password = secrets.token_urlsafe(18)
-    env = _base_env(database, _random_secret_key(), {"E2E_USERNAME": USERNAME, "E2E_PASSWORD": password})
+    env = server_environment(database, random_secret_key(), {"E2E_USERNAME": USERNAME, "E2E_PASSWORD": password})
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "--no-imports", "-c", _MIGRATE_AND_CREATE_USER],
         cwd=PROJECT_DIR,
@@ -176,7 +182,7 @@ def start_live_server(template: Template, directory: Path, **extra_env: str) -> 
     directory = Path(directory)
     database = directory / "db.sqlite3"
     shutil.copyfile(template.database, database)
-    env = _base_env(database, _random_secret_key(), extra_env)
+    env = server_environment(database, random_secret_key(), extra_env)
     stderr_path = directory / "daphne.stderr"
     # Files, not pipes: nobody reads a pipe while the test runs, and a full pipe blocks the server.
     with open(stderr_path, "wb") as err, open(directory / "daphne.stdout", "wb") as out:

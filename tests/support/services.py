@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.support.live_server import _CONFIG_NAMES, _CONFIG_PREFIXES, USERNAME, _random_secret_key
+from tests.support.live_server import USERNAME, environment_without_configuration, random_secret_key
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = PROJECT_DIR / "deploy"
@@ -400,9 +400,9 @@ class Users:
 def prepare_database(database_url: str) -> Users:
     """`manage.py migrate` against PostgreSQL, then the test user and a staff user (for /admin/)."""
     users = Users(USERNAME, secrets.token_urlsafe(18), STAFF_USERNAME, secrets.token_urlsafe(18))
-    env = _clean_env() | {
+    env = environment_without_configuration() | {
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": _random_secret_key(),
+        "DJANGO_SECRET_KEY": random_secret_key(),
         "DJANGO_ALLOWED_HOSTS": HOST,
         "DATABASE_URL": database_url,
         "E2E_USERNAME": users.username,
@@ -421,11 +421,6 @@ def prepare_database(database_url: str) -> Users:
     if result.returncode != 0:
         raise ServiceError(f"migrating PostgreSQL failed ({result.returncode}):\n{result.stderr}{result.stdout}")
     return users
-
-
-def _clean_env() -> dict[str, str]:
-    """This process's environment without the project's settings a developer's shell may export."""
-    return {k: v for k, v in os.environ.items() if not (k.startswith(_CONFIG_PREFIXES) or k in _CONFIG_NAMES)}
 
 
 # ---------------------------------------------------------------------------
@@ -750,12 +745,12 @@ def start_cluster(directory: Path, database_url: str, users: Users, *, workers: 
     ports = [free_port() for _ in range(workers)]
     nginx = Nginx(directory / "nginx", ports)
     env = (
-        _clean_env()
+        environment_without_configuration()
         | production_env()
         | {
             "DJANGO_SETTINGS_MODULE": "mcpsite.settings",
             "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": _random_secret_key(),  # one key for all workers, as one EnvironmentFile gives
+            "DJANGO_SECRET_KEY": random_secret_key(),  # one key for all workers, as one EnvironmentFile gives
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DATABASE_URL": database_url,
             "REDIS_URL": redis.url,
