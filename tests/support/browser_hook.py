@@ -11,7 +11,9 @@ delivers the redirect to the client's loopback callback with a GET, as a browser
                                                 # "FAILED …" (its stdio goes nowhere)
     INTEROP_REDIRECT_FILE=/tmp/.../redirect     # optional: write the redirect there instead of
                                                 # following it (for a client that asks the user to
-                                                # paste the address, like python_client_example.py)
+                                                # paste the address, like examples/python_client.py)
+    INTEROP_CLIENT_LOG=/tmp/.../client.stderr   # optional, with INTEROP_CLIENT_READY: follow the
+    INTEROP_CLIENT_READY="Waiting for ..."      # redirect only once the client's log has that text
 
 Exits 0 only when the callback accepted the code (or the redirect was written), so the
 opener reports a failure otherwise.
@@ -33,7 +35,8 @@ import httpx2  # noqa: E402
 
 from tests.support.browser import LOOPBACK_HOSTS, HeadlessBrowser  # noqa: E402
 
-TIMEOUT = 15.0  # seconds per HTTP request
+TIMEOUT = 15.0  # seconds per HTTP request, and for the client to be ready
+POLL_SECONDS = 0.05  # how often the client's log is read while waiting for it to be ready
 PAST = {"allow": "allowed", "deny": "denied"}
 
 
@@ -58,12 +61,23 @@ async def run(authorization_url: str) -> None:
         partial.rename(redirect_file)  # appears whole
         _log(f"{PAST[decision]} {authorization_url} -> {location} -> {redirect_file}")
         return
+    await _client_ready()
     # The client's callback server: a browser would follow the redirect there.
     async with httpx2.AsyncClient(timeout=TIMEOUT, trust_env=False) as http:
         answer = await http.get(location)
     _log(f"{PAST[decision]} {authorization_url} -> {location} -> callback {answer.status_code}")
     if decision == "allow" and answer.status_code != 200:
         raise AssertionError(f"callback answered {answer.status_code}: {answer.text[:500]}")
+
+
+async def _client_ready() -> None:
+    """Until the client's log (INTEROP_CLIENT_LOG) has the INTEROP_CLIENT_READY text, within TIMEOUT."""
+    log, ready = os.environ.get("INTEROP_CLIENT_LOG"), os.environ.get("INTEROP_CLIENT_READY")
+    if not (log and ready):
+        return
+    async with asyncio.timeout(TIMEOUT):
+        while ready not in Path(log).read_text(errors="replace"):
+            await asyncio.sleep(POLL_SECONDS)
 
 
 def main() -> int:

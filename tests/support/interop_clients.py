@@ -43,6 +43,8 @@ MCP_REMOTE = NODE_MODULES / "mcp-remote" / "dist" / "proxy.js"  # bin `mcp-remot
 INSPECTOR_BUILD = NODE_MODULES / "@modelcontextprotocol" / "inspector-cli" / "build"
 INSPECTOR = INSPECTOR_BUILD / "cli.js"  # bin `mcp-inspector-cli`; `npx @modelcontextprotocol/inspector` runs this file
 BROWSER_HOOK = Path(__file__).resolve().parent / "browser_hook.py"
+# What mcp-remote logs once it waits for the authorization code on its callback.
+MCP_REMOTE_WAITING = "Waiting for authorization"
 PYTHON_EXAMPLE = PROJECT_DIR / "examples" / "python_client.py"  # shown in the README
 
 SIGN_IN_TIMEOUT = 60.0  # the first request: discovery, registration, browser sign-in, token
@@ -135,6 +137,14 @@ class McpRemote:
         self.notifications: list[dict] = []  # everything it sent that was not a reply
         # For the browser hook: who logs in, and whether they click Allow or Deny.
         self._browser_env = {"INTEROP_USERNAME": username, "INTEROP_PASSWORD": password, "INTEROP_DECISION": decision}
+        if decision == "deny":
+            # mcp-remote queues a code that arrives before it waits for one, but drops a denial
+            # (it would then wait forever): a person's Deny comes once the client waits, and so
+            # does the hook's.
+            self._browser_env |= {
+                "INTEROP_CLIENT_LOG": str(self.stderr_path),
+                "INTEROP_CLIENT_READY": MCP_REMOTE_WAITING,
+            }
         self._next_id = 0
         self.process: Process | None = None
         self._stdout: BufferedByteReceiveStream | None = None
