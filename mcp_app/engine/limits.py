@@ -19,6 +19,7 @@ time as a tool error.
 - **Concurrency** (``MCP_MAX_CONCURRENT_CALLS_PER_SESSION``, 0 = off): a call arriving
   while that many calls of its session are running is refused with
   ``TOO_MANY_RUNNING_CALLS``. A session is owned by one worker, so the count is in-process.
+  A stateless-era call has no session: its token's calls running in this worker count instead.
 - **Time** (``MCP_TOOL_CALL_TIMEOUT_SECONDS``): past it the call is cancelled (an anyio
   cancel scope around the handler, which the SDK runs under anyio) and answered as a
   tool error, ``isError: true`` with "Tool call timed out after N s". A tool cancels at
@@ -48,7 +49,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_app.principal import RequestInfo
 from mcp_app.protocol.errors import RATE_LIMITED, TOO_MANY_RUNNING_CALLS
-from mcp_app.protocol.names import TOOLS_CALL
+from mcp_app.protocol.names import STATELESS_PROTOCOL_VERSIONS, TOOLS_CALL
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ async def limit_tool_calls(ctx: ServerRequestContext[Any, Any], call_next: CallN
     # Calls come from the transports with the caller attached; one without (in-process tests
     # of tools) has no token and no session to count against, only the time limit applies.
     info = ctx.request if isinstance(ctx.request, RequestInfo) else None
-    session_key = _start_running(info.session_id) if info is not None else None
+    session_key = _start_running(_running_key(info)) if info is not None else None
     try:
         if info is not None:
             await _check_rate(info.principal.token_checksum)
@@ -81,15 +82,24 @@ async def limit_tool_calls(ctx: ServerRequestContext[Any, Any], call_next: CallN
             return await call_next(ctx)
         # Only the deadline gets here: any other cancellation (the client's notifications/cancelled,
         # the session ending) propagates through the scope.
-        return _timed_out(timeout)
+        return _timed_out(timeout, stateless=ctx.protocol_version in STATELESS_PROTOCOL_VERSIONS)
     finally:
         if session_key is not None:
             _stop_running(session_key)
 
 
-def _timed_out(timeout: float) -> dict[str, Any]:
-    # The wire form, as the handler chain returns it (a middleware that answers owns the envelope).
-    return {"content": [{"type": "text", "text": f"Tool call timed out after {timeout:g} s"}], "isError": True}
+def _timed_out(timeout: float, *, stateless: bool) -> dict[str, Any]:
+    # The wire form, as the handler chain returns it (a middleware that answers owns the envelope,
+    # and every stateless-era result says what kind of result it is).
+    result = {"content": [{"type": "text", "text": f"Tool call timed out after {timeout:g} s"}], "isError": True}
+    if stateless:
+        result["resultType"] = "complete"
+    return result
+
+
+def _running_key(info: RequestInfo) -> str:
+    """What calls running at once are counted by: the session, or the token for stateless-era calls."""
+    return info.session_id or f"token:{info.principal.token_checksum}"
 
 
 # -- calls running at once, per session -----------------------------------------------------

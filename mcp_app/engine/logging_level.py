@@ -18,8 +18,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import (
     EmptyResult,
     LoggingLevel,
-    LoggingMessageNotification,
-    LoggingMessageNotificationParams,
     SetLevelRequestParams,
 )
 
@@ -48,12 +46,14 @@ def install_logging_level(server: MCPServer) -> None:
 
 
 async def log(ctx: Context, level: LoggingLevel, data: Any, *, logger_name: str | None = None) -> None:
-    """Send a log message about the request ``ctx`` serves, unless the session's level is above ``level``."""
+    """Send a log message about the request ``ctx`` serves, unless the client asked for less.
+
+    Handshake era: unless the session's level (``logging/setLevel``) is above ``level``.
+    Stateless era: only if the request itself opted in (``_meta`` log level), at or above
+    that level; the SDK's ``send_log_message`` applies that rule, and sends handshake-era
+    messages as they are."""
     request = ctx.request_context
     if not is_enabled(connected_client(request).log_level, level):
         return
-    params = LoggingMessageNotificationParams(level=level, data=data, logger=logger_name)
     # Related to the request: it travels on that request's stream, before its answer.
-    await request.session.send_notification(
-        LoggingMessageNotification(params=params), related_request_id=request.request_id
-    )
+    await request.session.send_log_message(level, data, logger=logger_name, related_request_id=request.request_id)

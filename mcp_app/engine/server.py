@@ -6,6 +6,7 @@ low-level server."""
 from functools import cache
 
 from django.conf import settings
+from mcp.server.caching import CacheHint
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.mcpserver import MCPServer
 from mcp.server.models import InitializationOptions
@@ -16,22 +17,47 @@ from mcp_app.engine.audit import install_audit
 from mcp_app.engine.completions import install_completions
 from mcp_app.engine.connected import session_lifespan, track_sessions
 from mcp_app.engine.extensions import Features, install_extensions
+from mcp_app.engine.fanout import bus
 from mcp_app.engine.limits import install_limits
 from mcp_app.engine.logging_level import install_logging_level
+from mcp_app.engine.request_state import request_state_security
 from mcp_app.engine.subscriptions import install_subscriptions
 from mcp_app.tools import register_tools
 
 SERVER_NAME = "django-mcp"
+SERVER_VERSION = "2026.12"  # what serverInfo says; changes with the protocol surface (CHANGELOG.md)
 INSTRUCTIONS = (
     "Math tools (add, subtract, multiply, divide, power, sqrt, calculate) and whoami, "
     "which tells who you are signed in as."
 )
+# Cache hints of the stateless era's list results (and discover). Nothing listed depends on who
+# asks, so a cached list may be shared ("public"); a list that comes to depend on the user must
+# say "private". A minute keeps clients from re-listing on every call while list-changed
+# notifications (subscriptions/listen) tell them about changes at once.
+LIST_TTL_MS = 60_000
+CACHE_HINTS = {
+    "server/discover": CacheHint(ttl_ms=LIST_TTL_MS, scope="public"),
+    "tools/list": CacheHint(ttl_ms=LIST_TTL_MS, scope="public"),
+    "prompts/list": CacheHint(ttl_ms=LIST_TTL_MS, scope="public"),
+    "resources/list": CacheHint(ttl_ms=LIST_TTL_MS, scope="public"),
+    "resources/templates/list": CacheHint(ttl_ms=LIST_TTL_MS, scope="public"),
+    # A resource's content may change at any time; subscribers are told when.
+    "resources/read": CacheHint(ttl_ms=0, scope="private"),
+}
 
 
 def build_server(extensions: list[str] | tuple[str, ...] = ()) -> MCPServer:
     """A new engine with this project's tools and features, and the ``extensions`` (import paths) installed."""
     # The lifespan is entered once per session: its value is that session's state.
-    server = MCPServer(name=SERVER_NAME, instructions=INSTRUCTIONS, lifespan=session_lifespan)
+    server = MCPServer(
+        name=SERVER_NAME,
+        version=SERVER_VERSION,
+        instructions=INSTRUCTIONS,
+        lifespan=session_lifespan,
+        request_state_security=request_state_security(),
+        cache_hints=CACHE_HINTS,
+        subscriptions=bus,  # subscriptions/listen, fed from every worker
+    )
     if not settings.MCP_OPENTELEMETRY:
         sdk.drop_opentelemetry(server)
     register_tools(server)

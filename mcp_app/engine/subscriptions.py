@@ -2,9 +2,11 @@
 ``notifications/resources/updated``.
 
 MCPServer serves neither method in the handshake era (its own subscription
-bus is for the stateless 2026 era). A session's subscribed URIs live in its
-client state (``connected``); ``publish_resource_updated(uri)`` tells every
-session of this process that subscribed to ``uri``, on its standalone stream.
+bus serves the stateless era's ``subscriptions/listen``). A session's
+subscribed URIs live in its client state (``connected``);
+``publish_resource_updated(uri)`` tells every session of this process that
+subscribed to ``uri``, on its standalone stream, and every listen stream that
+asked for it, on any worker (``fanout.py``).
 
 Any URI can be subscribed to, known or not (a resource may appear later); the
 number per session and their length are bounded so a client cannot grow the
@@ -14,6 +16,7 @@ server's memory without limit.
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types import (
     INVALID_PARAMS,
     EmptyResult,
@@ -25,6 +28,7 @@ from mcp_types import (
 
 from mcp_app.engine import sdk
 from mcp_app.engine.connected import connected_client, notify, reachable_clients
+from mcp_app.engine.fanout import bus
 from mcp_app.protocol.names import SUBSCRIBE, UNSUBSCRIBE
 
 MAX_SUBSCRIPTIONS_PER_SESSION = 100
@@ -59,5 +63,6 @@ def install_subscriptions(server: MCPServer) -> None:
 
 async def publish_resource_updated(uri: str) -> int:
     """Send ``notifications/resources/updated`` for ``uri`` to its subscribers; how many there were."""
+    await bus.publish(ResourceUpdated(uri=uri))  # subscriptions/listen streams, on every worker
     subscribers = [client for client in reachable_clients() if uri in client.subscriptions]
     return await notify(subscribers, ResourceUpdatedNotification(params=ResourceUpdatedNotificationParams(uri=uri)))

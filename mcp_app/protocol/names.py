@@ -1,11 +1,13 @@
 """Names from the MCP specification and HTTP, written once."""
 
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types import PROTOCOL_VERSION_META_KEY as PROTOCOL_VERSION_META_KEY  # re-exported
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 # -- JSON-RPC methods this server treats specially ---------------------------------------
 INITIALIZE = "initialize"
 INITIALIZED = "notifications/initialized"
-DISCOVER = "server/discover"  # the stateless 2026 era's probe; this server speaks the handshake era
+DISCOVER = "server/discover"  # the stateless era's probe of what a server supports
+LISTEN = "subscriptions/listen"  # the stateless era's one long-lived stream
 TOOLS_CALL = "tools/call"
 SET_LOGGING_LEVEL = "logging/setLevel"
 SUBSCRIBE = "resources/subscribe"
@@ -15,6 +17,8 @@ UNSUBSCRIBE = "resources/unsubscribe"
 MCP_SESSION_ID_HEADER = "mcp-session-id"
 MCP_PROTOCOL_VERSION_HEADER = "mcp-protocol-version"
 LAST_EVENT_ID_HEADER = "last-event-id"
+MCP_METHOD_HEADER = "mcp-method"  # 2026-07-28: the body's method, for intermediaries that route on it
+MCP_NAME_HEADER = "mcp-name"  # 2026-07-28: the tool, prompt or resource the request names
 # What a browser-based MCP client may send to the MCP endpoints and the OAuth endpoints
 # (CORS Access-Control-Allow-Headers), and may read from their answers.
 MCP_REQUEST_HEADERS = (
@@ -24,6 +28,8 @@ MCP_REQUEST_HEADERS = (
     "Mcp-Protocol-Version",
     "Mcp-Session-Id",
     "Last-Event-ID",
+    "Mcp-Method",
+    "Mcp-Name",
 )
 MCP_RESPONSE_HEADERS = ("Mcp-Session-Id", "WWW-Authenticate", "Mcp-Protocol-Version")
 
@@ -32,7 +38,10 @@ JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
 
 # -- protocol versions ---------------------------------------------------------------------
+# The handshake era (initialize, Mcp-Session-Id) and the stateless era (each request self-contained).
 SUPPORTED_PROTOCOL_VERSIONS = frozenset(HANDSHAKE_PROTOCOL_VERSIONS)
+STATELESS_PROTOCOL_VERSIONS = frozenset(MODERN_PROTOCOL_VERSIONS)
+# A stateless request names its protocol version in params._meta[PROTOCOL_VERSION_META_KEY].
 # Clients that send no MCP-Protocol-Version header are taken to speak 2025-03-26 (spec, "Protocol Version Header").
 DEFAULT_PROTOCOL_VERSION = "2025-03-26"
 # Resumable streams (and their priming event) came with this protocol version.

@@ -2,11 +2,12 @@
 
 ``endpoint.py`` is the base of every endpoint (a plain ASGI app per request:
 bounded body, disconnect watch, answers and streams); ``streamable_http.py``
-serves ``/mcp``, ``legacy_sse.py`` serves ``/sse`` and ``/messages``;
+serves ``/mcp``, handing stateless-era (2026-07-28) requests to
+``stateless_http.py``; ``legacy_sse.py`` serves ``/sse`` and ``/messages``;
 ``sse.py`` frames Server-Sent Events. They parse and check bytes and headers
 and move messages; the protocol itself is the engine's.
 
-May import: ``cluster``, ``sessions``, ``principal``, ``protocol``. Never
-``engine`` or ``tools`` directly, nor ``guards`` (the guards wrap the
-endpoints, in ``routing.py``).
+May import: ``cluster``, ``sessions``, ``engine`` (stateless requests have no
+session in between), ``principal``, ``protocol``. Never ``tools`` directly,
+nor ``guards`` (the guards wrap the endpoints, in ``routing.py``).
 """

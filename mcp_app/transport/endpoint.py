@@ -30,7 +30,7 @@ from mcp_app.transport.sse import SSE_HEADERS, SSE_PING, sse_event, sse_priming
 log = logging.getLogger(__name__)
 
 
-UNREACHED = object()  # what `reach` returns after it has answered an error
+UNREACHED = object()  # what `reach` and `read_json` return after they have answered an error
 
 
 class BodyTooLarge(Exception):
@@ -137,13 +137,26 @@ class Endpoint:
     # -- reading a message and reaching its session -----------------------------------
     async def read_message(self, body: bytes):
         """The one JSON-RPC message of a POST, or None after answering 415/400."""
+        data = await self.read_json(body)
+        return None if data is UNREACHED else await self.to_message(data)
+
+    async def read_json(self, body: bytes):
+        """The decoded JSON of a POST (any JSON value, null included), or UNREACHED after answering 415/400."""
         if not is_json_content(self.scope):
             await self.respond_error(
                 415, INVALID_REQUEST, "Unsupported Media Type: Content-Type must be application/json"
             )
-            return None
+            return UNREACHED
         try:
-            return jsonrpc.parse_message(body)
+            return jsonrpc.decode(body)
+        except jsonrpc.InboundError as error:
+            await self.respond_error(400, error.code, error.message, error.request_id)
+            return UNREACHED
+
+    async def to_message(self, data):
+        """The JSON-RPC message of decoded JSON, or None after answering 400."""
+        try:
+            return jsonrpc.to_message(data)
         except jsonrpc.InboundError as error:
             await self.respond_error(400, error.code, error.message, error.request_id)
             return None

@@ -1,4 +1,8 @@
-"""`/mcp`: the Streamable HTTP transport (MCP 2025-11-25, compatible with 2025-06-18 and 2025-03-26).
+"""`/mcp`: the Streamable HTTP transport of both protocol eras.
+
+A stateless-era request (MCP 2026-07-28) goes to `stateless_http.py`; what
+follows is the handshake era (MCP 2025-11-25, compatible with 2025-06-18 and
+2025-03-26), with sessions.
 
 POST carries one JSON-RPC message. A request is answered with one
 `application/json` body, or with a short `text/event-stream` when the engine
@@ -28,6 +32,7 @@ from mcp_app.protocol.names import (
 from mcp_app.protocol.scope import accepts, header
 from mcp_app.sessions.event_log import StreamClosed
 from mcp_app.transport.endpoint import UNREACHED, Endpoint
+from mcp_app.transport.stateless_http import StatelessPost, header_is_stateless, is_stateless
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,11 @@ class StreamableHTTPEndpoint(Endpoint):
         method = self.scope["method"]
         if method == "POST":
             await self.post(body)
+        elif header_is_stateless(header(self.scope, MCP_PROTOCOL_VERSION_HEADER)):
+            # The stateless era has no server stream and no session to end (spec: 405).
+            await self.respond_error(
+                405, INVALID_REQUEST, f"{method} is not part of the stateless protocol", headers=[("Allow", "POST")]
+            )
         elif method == "GET":
             await self.get()
         elif method == "DELETE":
@@ -78,12 +88,20 @@ class StreamableHTTPEndpoint(Endpoint):
         if not accepts(self.scope, JSON):
             await self.respond_error(406, INVALID_REQUEST, "Not Acceptable: the client must accept application/json")
             return
-        message = await self.read_message(body)
+        data = await self.read_json(body)
+        if data is UNREACHED:
+            return
+        if is_stateless(header(self.scope, MCP_PROTOCOL_VERSION_HEADER), data):
+            await StatelessPost(self, data).run()
+            return
+        message = await self.to_message(data)
         if message is None:
             return
         if isinstance(message, JSONRPCRequest) and message.method == DISCOVER:
-            # Newer clients probe with server/discover first and fall back to initialize on an error.
-            await self.respond_error(200, METHOD_NOT_FOUND, "Method not found: this server uses initialize", message.id)
+            # server/discover without the stateless era's _meta: not a request of either era.
+            await self.respond_error(
+                200, METHOD_NOT_FOUND, "Method not found: server/discover needs the 2026-07-28 _meta", message.id
+            )
             return
         if not await self._version_ok():
             return

@@ -254,6 +254,55 @@ async def test_legacy_sse_stream_on_worker1_receives_replies_to_posts_on_worker2
 
 
 @pytest.mark.anyio
+async def test_stateless_requests_are_answered_by_any_worker_without_forwarding(cluster, token):
+    """2026-07-28: no session, no affinity: each worker answers each request itself, and the
+    token's user reaches the tools on both."""
+    first, second = cluster.workers
+    marks = {worker.name: len(worker.access_log()) for worker in cluster.workers}
+    async with McpWire(token.access_token) as wire:
+        answers = {}
+        for worker in (first, second, first):
+            added = await wire.stateless_call(worker.url, "tools/call", add(20, 22))
+            who = await wire.stateless_call(worker.url, "tools/call", {"name": "whoami", "arguments": {}})
+            answers.setdefault(worker.name, []).append((structured(added), structured(who)["user"]["username"]))
+    assert answers == {
+        first.name: [({"result": 42}, cluster.username)] * 2,
+        second.name: [({"result": 42}, cluster.username)],
+    }
+    for worker in cluster.workers:  # each served its own two or four requests, and nothing was forwarded
+        served = [a for a in worker.access_log()[marks[worker.name] :] if a.target == "/mcp"]
+        assert [(a.method, a.status) for a in served] == [("POST", 200)] * (4 if worker is first else 2)
+
+
+@pytest.mark.anyio
+async def test_sdk_client_in_the_stateless_era_through_nginx(cluster):
+    """The SDK's client in its default mode lands on 2026-07-28 through nginx; nginx may send
+    each request to either worker, and every one is answered."""
+    async with HeadlessBrowser(cluster.username, cluster.password) as browser:
+        provider = oauth_provider(cluster, browser, path="/mcp")
+        async with mcp_http_client(cluster, provider) as http:
+            async with Client(streamable_http_client(cluster.url + "/mcp", http_client=http)) as client:
+                assert client.protocol_version == "2026-07-28"
+                added = [await client.call_tool("add", {"a": n, "b": 1}) for n in range(4)]
+    assert [a.structured_content for a in added] == [{"result": n + 1} for n in range(4)]
+
+
+@pytest.mark.anyio
+async def test_a_list_change_on_worker2_reaches_a_listen_stream_on_worker1(cluster, token):
+    """subscriptions/listen held on worker 1; the change is announced by a tool running on worker 2,
+    and travels over the Redis channel layer."""
+    first, second = cluster.workers
+    async with McpWire(token.access_token) as wire:
+        async with wire.listen(first.url, {"toolsListChanged": True}) as messages:
+            triggered = await wire.stateless_call(second.url, "tools/call", {"name": "test_trigger_tool_change"})
+            assert "result" in triggered, triggered
+            with anyio.fail_after(FORWARD_BOUND * 4):
+                changed = await anext(messages)
+    assert changed["method"] == "notifications/tools/list_changed"
+    assert "io.modelcontextprotocol/subscriptionId" in changed["params"]["_meta"]
+
+
+@pytest.mark.anyio
 async def test_streamable_http_session_from_worker1_is_used_on_worker2(cluster, token):
     first, second = cluster.workers
     first_mark, second_mark = len(first.access_log()), len(second.access_log())
@@ -349,7 +398,8 @@ async def test_sdk_client_through_nginx(cluster, path):
                 transport = streamable_http_client(cluster.url + path, http_client=http)
             else:
                 transport = sse_client(cluster.url + path, auth=provider)
-            client = await stack.enter_async_context(Client(transport, **callbacks))
+            # Sessions, sampling and elicitation mid-call: the handshake era.
+            client = await stack.enter_async_context(Client(transport, mode="legacy", **callbacks))
             added = [await client.call_tool("add", {"a": n, "b": 2}) for n in range(3)]
             await client.call_tool("test_tool_with_progress", {}, progress_callback=on_progress)
             sampled = await client.call_tool("test_sampling", {"prompt": "What is six times seven?"})
@@ -383,7 +433,7 @@ async def _sdk_session_on(cluster: Cluster, worker: Worker, stack: AsyncExitStac
         attempt = AsyncExitStack()
         http = await attempt.enter_async_context(mcp_http_client(cluster, provider))
         client = await attempt.enter_async_context(
-            Client(streamable_http_client(cluster.url + "/mcp", http_client=http))
+            Client(streamable_http_client(cluster.url + "/mcp", http_client=http), mode="legacy")
         )
         (opened,) = sessions_opened(cluster, mark, agent_prefix=SDK_AGENT)
         if opened[1] is worker:

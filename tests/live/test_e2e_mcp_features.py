@@ -39,7 +39,10 @@ def fixture_server(live_server_template, tmp_path_factory):
 
 @pytest.fixture(params=["/mcp", "/sse"])
 async def connected(request, fixture_server):
-    """An initialized SDK client over one transport, with the inbox its callbacks fill."""
+    """An initialized SDK client over one transport, with the inbox its callbacks fill. The features
+    proven here (requests to the client mid-call, session log levels, resources/subscribe) are the
+    handshake era's, so the client speaks it (mode="legacy"); the stateless era's are in
+    tests/mcp/test_stateless.py and the conformance suite."""
     path, inbox = request.param, Inbox()
     callbacks = dict(
         message_handler=inbox.on_message, sampling_callback=inbox.on_sampling, elicitation_callback=inbox.on_elicitation
@@ -49,7 +52,7 @@ async def connected(request, fixture_server):
         if path == "/mcp":
             async with mcp_http_client(fixture_server, provider) as http:
                 transport = streamable_http_client(fixture_server.url + path, http_client=http)
-                async with Client(transport, **callbacks) as client:
+                async with Client(transport, mode="legacy", **callbacks) as client:
                     yield client, inbox
         else:
             async with Client(sse_client(fixture_server.url + path, auth=provider), **callbacks) as client:

@@ -25,12 +25,25 @@ async def _exercise(client: Client, username: str) -> None:
     assert username in json.dumps(who.structured_content)
 
 
-async def test_streamable_http_with_oauth(live_server):
+async def test_streamable_http_with_oauth_lands_on_the_stateless_era(live_server):
+    """The SDK's client in its default mode probes server/discover and speaks 2026-07-28:
+    no initialize, no session, the token on every request."""
     async with HeadlessBrowser(live_server.username, live_server.password) as browser:
         provider = oauth_provider(live_server, browser, path="/mcp")
         async with mcp_http_client(live_server, provider) as http:
             async with Client(streamable_http_client(live_server.url + "/mcp", http_client=http)) as client:
-                # The client probes server/discover first, gets an error, and falls back to initialize.
+                assert client.protocol_version == "2026-07-28"
+                await _exercise(client, live_server.username)
+    assert browser.visited, "the OAuth flow ran"
+
+
+async def test_streamable_http_with_oauth_in_the_handshake_era(live_server):
+    """mode="legacy": initialize, a session, the GET stream, as 2025 clients do."""
+    async with HeadlessBrowser(live_server.username, live_server.password) as browser:
+        provider = oauth_provider(live_server, browser, path="/mcp")
+        async with mcp_http_client(live_server, provider) as http:
+            transport = streamable_http_client(live_server.url + "/mcp", http_client=http)
+            async with Client(transport, mode="legacy") as client:
                 assert client.protocol_version == "2025-11-25"
                 await _exercise(client, live_server.username)
     assert browser.visited, "the OAuth flow ran"

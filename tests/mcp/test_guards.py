@@ -406,7 +406,7 @@ def test_preflight_from_an_allowed_origin_needs_no_token(db, settings):
     assert response.header("Access-Control-Allow-Origin") == INSPECTOR
     assert response.header("Access-Control-Allow-Methods") == "GET, POST, DELETE, OPTIONS"
     assert response.header("Access-Control-Allow-Headers") == (
-        "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Last-Event-ID"
+        "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Last-Event-ID, Mcp-Method, Mcp-Name"
     )
     assert int(response.header("Access-Control-Max-Age")) > 0
     assert response.header("Vary") == "Origin"

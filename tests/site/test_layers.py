@@ -20,7 +20,8 @@ PRODUCTION_PACKAGES = ("mcp_app", "oauth_app", "mcpsite")
 MCP_APP_LAYERS = {
     "routing": {"guards", "transport"},
     "guards": {"principal", "protocol"},
-    "transport": {"cluster", "sessions", "principal", "protocol"},
+    # The stateless era has no session: its requests go from the transport to the engine directly.
+    "transport": {"cluster", "sessions", "engine", "principal", "protocol"},
     "cluster": {"sessions", "engine", "principal", "protocol"},
     "sessions": {"engine", "principal", "protocol"},
     "engine": {"tools", "principal", "protocol", "models"},

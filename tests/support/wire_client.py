@@ -26,6 +26,12 @@ import anyio
 import httpx2
 
 PROTOCOL_VERSION = "2025-11-25"
+STATELESS_PROTOCOL_VERSION = "2026-07-28"
+STATELESS_META = {
+    "io.modelcontextprotocol/protocolVersion": STATELESS_PROTOCOL_VERSION,
+    "io.modelcontextprotocol/clientInfo": {"name": "scale-out-test", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
 LEGACY_PROTOCOL_VERSION = "2024-11-05"
 ACCEPT = "application/json, text/event-stream"
 USER_AGENT = "scale-out-test"  # tells this client's lines apart in nginx's access log
@@ -105,7 +111,45 @@ class McpWire:
             },
         }
 
-    # -- Streamable HTTP -------------------------------------------------------------
+    # -- the stateless era (2026-07-28): no session, each request self-contained --------------
+    def stateless_message(self, method: str, params: dict | None = None) -> tuple[dict, dict[str, str]]:
+        """A 2026-07-28 request and the headers that must come with it."""
+        params = {**(params or {}), "_meta": STATELESS_META}
+        message = {"jsonrpc": "2.0", "id": self.next_id(), "method": method, "params": params}
+        headers = {"accept": ACCEPT, "mcp-protocol-version": STATELESS_PROTOCOL_VERSION, "mcp-method": method}
+        if method in ("tools/call", "prompts/get"):
+            headers["mcp-name"] = params["name"]
+        elif method == "resources/read":
+            headers["mcp-name"] = params["uri"]
+        return message, headers
+
+    async def stateless_call(self, base: str, method: str, params: dict | None = None) -> dict:
+        """One 2026-07-28 request to `base`/mcp; its JSON-RPC reply (the last event of a stream)."""
+        message, headers = self.stateless_message(method, params)
+        async with self.http.stream("POST", base + "/mcp", json=message, headers=headers) as response:
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                replies = [json.loads(event.data) async for event in sse_events(response)]
+                return next(reply for reply in replies if reply.get("id") == message["id"])
+            body = (await response.aread()).decode()
+            if "json" not in response.headers.get("content-type", ""):
+                raise WireError(f"{method}: {_describe(response, body)}")
+            return json.loads(body)
+
+    @asynccontextmanager
+    async def listen(self, base: str, notifications: dict) -> AsyncIterator[AsyncIterator[dict]]:
+        """A subscriptions/listen stream held on `base`, its acknowledgement read; yields its next messages."""
+        message, headers = self.stateless_message("subscriptions/listen", {"notifications": notifications})
+        async with self.http.stream("POST", base + "/mcp", json=message, headers=headers) as response:
+            if response.status_code != 200:
+                raise WireError(f"subscriptions/listen: {_describe(response, (await response.aread()).decode())}")
+            messages = (json.loads(event.data) async for event in sse_events(response))
+            with anyio.fail_after(TIMEOUT):
+                ack = await anext(messages)
+            if ack.get("method") != "notifications/subscriptions/acknowledged":
+                raise WireError(f"subscriptions/listen: first message {ack}")
+            yield messages
+
+    # -- Streamable HTTP, handshake era -------------------------------------------------------
     async def initialize(self, base: str, capabilities: dict | None = None) -> str:
         """Open a session at `base` (initialize, then notifications/initialized); its id."""
         message = self.initialize_message(capabilities=capabilities)

@@ -1,0 +1,232 @@
+"""`/mcp` for the stateless era (MCP 2026-07-28): one self-contained POST, one answer.
+
+Which era a POST belongs to (``is_stateless``): the 2026-07-28 spec has a
+server that speaks both tell them apart by the ``MCP-Protocol-Version`` header
+and, where the header does not settle it, by the request's ``_meta``:
+
+- a version header that is not a handshake-era version: stateless (an unknown
+  version is then answered -32022, as the spec says);
+- no version header, and ``params._meta`` names a protocol version on any
+  method but ``initialize``: stateless (and the ladder then answers the
+  missing header with -32020);
+- a handshake-era header with ``_meta`` naming a stateless version: stateless,
+  served as ``_meta`` says. A documented tolerance: Claude Code has been seen
+  sending ``MCP-Protocol-Version: 2025-11-25`` on 2026-07-28 requests. Every
+  other disagreement between header and body is -32020.
+
+A stateless request has no session: the bearer token is checked on each (the
+guards), the engine serves it (``engine/stateless.py``), and the answer is one
+JSON body, or an SSE stream when the engine sent something about the request
+before its result (progress, a log line the request opted into) and the client
+accepts one. ``subscriptions/listen`` is always a stream: its acknowledgement,
+then change notifications, with comment pings while idle, until the client
+leaves. A client that leaves cancels its request.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+
+from mcp_app.engine import stateless
+from mcp_app.engine.fanout import bus
+from mcp_app.protocol import jsonrpc
+from mcp_app.protocol.errors import INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION
+from mcp_app.protocol.names import (
+    EVENT_STREAM,
+    INITIALIZE,
+    LISTEN,
+    MCP_PROTOCOL_VERSION_HEADER,
+    PROTOCOL_VERSION_META_KEY,
+    STATELESS_PROTOCOL_VERSIONS,
+    SUPPORTED_PROTOCOL_VERSIONS,
+)
+from mcp_app.protocol.scope import HEADER_ENCODING, accepts
+from mcp_app.sessions.event_queue import EventQueue
+from mcp_app.transport.sse import SSE_PING, sse_event
+
+log = logging.getLogger(__name__)
+
+_DONE = object()  # queued after a listen stream's handler ended
+
+
+def meta_version(data: Any) -> Any:
+    """The protocol version a decoded request names in ``params._meta``, if any."""
+    params = data.get("params") if isinstance(data, dict) else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return meta.get(PROTOCOL_VERSION_META_KEY) if isinstance(meta, dict) else None
+
+
+def header_is_stateless(version_header: str | None) -> bool:
+    return version_header is not None and version_header not in SUPPORTED_PROTOCOL_VERSIONS
+
+
+def is_stateless(version_header: str | None, data: Any) -> bool:
+    """Whether a decoded POST body is a stateless-era request (the rules in the module docstring)."""
+    if header_is_stateless(version_header):
+        return True
+    if not isinstance(data, dict) or data.get("method") == INITIALIZE:
+        return False
+    named = meta_version(data)
+    if version_header is None:
+        return named is not None
+    return named in STATELESS_PROTOCOL_VERSIONS
+
+
+class StatelessPost:
+    """One stateless-era POST to an endpoint (`Endpoint`: the answers, streams and the caller)."""
+
+    def __init__(self, endpoint, data: Any):
+        self.endpoint = endpoint
+        self.data = data
+        self.request_id = jsonrpc.request_id_of(data)
+        self.streaming = False  # whether the answer became an SSE stream
+        self.may_stream = accepts(endpoint.scope, EVENT_STREAM)
+
+    async def run(self) -> None:
+        data = self.data
+        if not isinstance(data, dict) or "method" not in data or "result" in data or "error" in data:
+            await self.refuse(400, INVALID_REQUEST, "Body must be a single JSON-RPC request or notification object")
+            return
+        headers, raw = self._headers()
+        if "id" not in data:
+            await self._notification(headers)
+            return
+        if jsonrpc.request_id_of(data) is None or not isinstance(data.get("method"), str):
+            await self.refuse(400, INVALID_REQUEST, "Invalid Request: a request needs a string or integer id")
+            return
+        route = stateless.check(data, headers, raw)
+        if isinstance(route, stateless.Rejection):
+            await self._reject(route)
+            return
+        if data["method"] == LISTEN:
+            await self._listen(route, headers)
+            return
+        info = self.endpoint.request_info(session_id="")
+        try:
+            result = await stateless.serve(route, data, info, headers, self._on_notification)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # MCPError, bad params, or a crash the SDK logs: a JSON-RPC error
+            error = stateless.error_of(exc)
+            await self._answer({"jsonrpc": "2.0", "id": self.request_id, "error": _dump(error)}, error.code)
+            return
+        await self._answer({"jsonrpc": "2.0", "id": self.request_id, "result": result}, None)
+
+    # -- what the request carries -------------------------------------------------------
+    def _headers(self) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        """Lower-case header names to values (the last of repeated lines), and the raw pairs."""
+        raw = [
+            (name.decode(HEADER_ENCODING).lower(), value.decode(HEADER_ENCODING))
+            for name, value in self.endpoint.scope.get("headers", ())
+        ]
+        headers = dict(raw)
+        headers.pop("authorization", None)  # nothing below needs the raw token
+        named = meta_version(self.data)
+        if (
+            headers.get(MCP_PROTOCOL_VERSION_HEADER) in SUPPORTED_PROTOCOL_VERSIONS
+            and named in STATELESS_PROTOCOL_VERSIONS
+        ):
+            headers[MCP_PROTOCOL_VERSION_HEADER] = named  # the tolerance in the module docstring
+        return headers, raw
+
+    async def _notification(self, headers: Mapping[str, str]) -> None:
+        """The stateless era defines no client notifications on this transport: acknowledged, dropped."""
+        version = headers.get(MCP_PROTOCOL_VERSION_HEADER)
+        if version is not None and version not in STATELESS_PROTOCOL_VERSIONS:
+            supported = sorted(STATELESS_PROTOCOL_VERSIONS)
+            await self.refuse(
+                400,
+                UNSUPPORTED_PROTOCOL_VERSION,
+                f"Unsupported protocol version {version!r}",
+                {"supported": supported, "requested": version},
+            )
+            return
+        await self.endpoint.respond(202, content_type=None)
+
+    # -- answers -------------------------------------------------------------------------
+    async def refuse(self, status: int, code: int, message: str, data: Any = None) -> None:
+        await self.endpoint.respond(status, jsonrpc.error_body(code, message, self.request_id, data))
+
+    async def _reject(self, rejection: "stateless.Rejection") -> None:
+        error = rejection.error
+        await self.refuse(rejection.status, error.code, error.message, error.data)
+
+    async def _answer(self, message: dict[str, Any], error_code: int | None) -> None:
+        body = _encode(message)
+        if self.streaming:
+            await self.endpoint.send_chunk(sse_event(body, event="message"))
+            await self.endpoint.end_stream()
+            return
+        status = 200 if error_code is None else stateless.http_status_of(error_code)
+        await self.endpoint.respond(status, body)
+
+    async def _on_notification(self, message: dict[str, Any]) -> None:
+        """Something the engine says about the request before its result: the answer becomes a stream."""
+        if not self.may_stream:
+            return  # a JSON-only client cannot receive it; the result still comes
+        if not self.streaming:
+            self.streaming = True
+            await self.endpoint.start_stream()
+        await self.endpoint.send_chunk(sse_event(_encode(message), event="message"))
+
+    # -- subscriptions/listen --------------------------------------------------------------
+    async def _listen(self, route, headers: Mapping[str, str]) -> None:
+        """The acknowledgement, then change notifications, as SSE with pings, until the client leaves."""
+        if not self.may_stream:
+            await self.refuse(406, INVALID_REQUEST, "Not Acceptable: subscriptions/listen needs text/event-stream")
+            return
+        await bus.join()  # in the fan-out group before the acknowledgement goes out
+        queue = EventQueue()
+        info = self.endpoint.request_info(session_id="")
+
+        async def listen() -> None:
+            try:
+                result = await stateless.serve(route, self.data, info, headers, _enqueue)
+                queue.put_nowait({"jsonrpc": "2.0", "id": self.request_id, "result": result})
+            except Exception as exc:
+                queue.put_nowait({"jsonrpc": "2.0", "id": self.request_id, "error": _dump(stateless.error_of(exc))})
+            finally:
+                queue.put_nowait(_DONE)
+
+        async def _enqueue(message: dict[str, Any]) -> None:
+            queue.put_nowait(message)
+
+        handler = asyncio.get_running_loop().create_task(listen(), name="mcp-listen")
+        try:
+            await self._pump(queue)
+        finally:
+            handler.cancel()
+            await asyncio.gather(handler, return_exceptions=True)
+
+    async def _pump(self, queue: EventQueue) -> None:
+        while True:
+            try:
+                message = await queue.get(timeout=settings.MCP_SSE_PING_SECONDS)
+            except TimeoutError:
+                if self.streaming:
+                    await self.endpoint.send_chunk(SSE_PING)
+                continue
+            if message is _DONE:
+                if self.streaming:
+                    await self.endpoint.end_stream()
+                return
+            if "id" in message and not self.streaming:  # refused before the acknowledgement: plain JSON
+                error = message.get("error")
+                await self._answer(message, error["code"] if error else None)
+                return
+            if not self.streaming:
+                self.streaming = True
+                await self.endpoint.start_stream()
+            await self.endpoint.send_chunk(sse_event(_encode(message), event="message"))
+
+
+def _dump(error) -> dict[str, Any]:
+    return error.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
