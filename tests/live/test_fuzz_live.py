@@ -384,6 +384,34 @@ REAL_MESSAGES = [
 ]
 
 
+STATELESS_VERSION = "2026-07-28"
+STATELESS_META = {
+    "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
+    "io.modelcontextprotocol/clientInfo": {"name": "fuzz", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}, "sampling": {}},
+}
+
+
+def _stateless(message: dict) -> dict:
+    """A message of the stateless era (2026-07-28): the same, with the _meta envelope in its params."""
+    stamped = copy.deepcopy(message)
+    params = stamped.setdefault("params", {})
+    params["_meta"] = {**params.get("_meta", {}), **STATELESS_META}
+    return stamped
+
+
+# What 2026-07-28 clients send: every request self-contained, plus the methods only this era has.
+STATELESS_MESSAGES = [
+    _stateless(message) for message in REAL_MESSAGES if "method" in message and message["method"] != "initialize"
+] + [
+    _stateless(_message("subscriptions/listen", {"notifications": {"toolsListChanged": True}})),
+    _stateless(_message("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "requestState": "forged"})),
+    _stateless(
+        _message("tools/call", {"name": "whoami", "arguments": {}, "inputResponses": {"x": {"action": "accept"}}})
+    ),
+]
+
+
 def _paths(value, prefix=()):
     """Every (path) to a key or index in a JSON value, outermost first."""
     if isinstance(value, dict):
@@ -531,6 +559,38 @@ def mcp_headers(
     return pairs + draw(extra_headers)
 
 
+@st.composite
+def stateless_headers(draw, fuzzed: Fuzzed, message):
+    """The headers a 2026-07-28 client sends with `message` (Mcp-Method, Mcp-Name, the version),
+    as they are half the time, or contradicting the body, missing, repeated or garbage."""
+    method = message.get("method") if isinstance(message, dict) else None
+    params = message.get("params") if isinstance(message, dict) else None
+    name = params.get("name", params.get("uri")) if isinstance(params, dict) else None
+    headers = [
+        ("accept", ACCEPT),
+        ("content-type", "application/json"),
+        ("authorization", f"Bearer {VALID}"),
+        ("mcp-protocol-version", STATELESS_VERSION),
+    ]
+    if isinstance(method, str):
+        headers.append(("mcp-method", method))
+    if isinstance(name, str):
+        headers.append(("mcp-name", name))
+    if draw(st.booleans()):
+        return headers
+    routing = ["mcp-protocol-version", "mcp-method", "mcp-name"]
+    for header in draw(st.lists(st.sampled_from(routing), min_size=1, max_size=3, unique=True)):
+        operation = draw(st.sampled_from(["remove", "replace", "repeat"]))
+        current = [value for key, value in headers if key == header]
+        headers = [(key, value) for key, value in headers if key != header]
+        if operation == "replace":
+            choices = [*HANDSHAKE_VERSIONS, STATELESS_VERSION, "v999"] if header == "mcp-protocol-version" else []
+            headers.append((header, draw(st.sampled_from(choices) | header_text if choices else header_text)))
+        elif operation == "repeat" and current:
+            headers += [(header, current[0]), (header, draw(header_text))]
+    return headers + draw(extra_headers)
+
+
 # ---------------------------------------------------------------------------
 # Checks on each answer
 # ---------------------------------------------------------------------------
@@ -589,6 +649,32 @@ def test_mcp_post(fuzzed, data, body):
     headers = data.draw(mcp_headers(fuzzed, fuzzed.session_id))
     response = fuzzed.send("POST", fuzzed.url + "/mcp", content=body, headers=headers)
     _check_mcp_answer(fuzzed, response)
+
+
+stateless_bodies = st.one_of(
+    st.sampled_from(STATELESS_MESSAGES),
+    mutated(STATELESS_MESSAGES),
+    mutated(STATELESS_MESSAGES),
+)
+
+
+@FUZZ
+@given(data=st.data(), message=stateless_bodies, ascii_only=st.booleans())
+def test_mcp_post_stateless(fuzzed, data, message, ascii_only):
+    """The stateless era's path: its envelope, its headers, and every way they can disagree."""
+    headers = data.draw(stateless_headers(fuzzed, message))
+    body = json.dumps(message, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    started = time.monotonic()
+    # A subscriptions/listen stream never ends by itself: its first event is enough to judge it.
+    with fuzzed.http.stream("POST", fuzzed.url + "/mcp", headers=fuzzed.headers(headers), content=body) as response:
+        assert response.status_code < 500, fuzzed.describe(response)
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            assert response.status_code == 200, fuzzed.describe(response)
+            _first_sse_event(response)
+        else:
+            response.read()
+            _check_mcp_answer(fuzzed, response)
+    assert time.monotonic() - started < REQUEST_BOUND, fuzzed.describe(response)
 
 
 @FUZZ
