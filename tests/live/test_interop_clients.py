@@ -16,7 +16,9 @@
 """
 
 import hashlib
+import sqlite3
 import time
+from contextlib import closing
 
 import anyio
 import httpx2
@@ -108,6 +110,8 @@ MCP_REMOTE_MODES = [
     pytest.param("/mcp", [], id="claude-desktop-config"),
     pytest.param("/mcp", ["--transport", "http-only"], id="http-only"),
     pytest.param("/sse", ["--transport", "sse-only"], id="sse-only"),
+    # mcp-remote negotiating the era (server/discover first): it lands on 2026-07-28 here.
+    pytest.param("/mcp", ["--protocol", "auto"], id="protocol-auto"),
 ]
 
 
@@ -145,6 +149,17 @@ async def test_mcp_remote_signs_in_and_calls_tools(live_server, mcp_remote, path
     assert authorize["redirect_uri"] in registered["redirect_uris"]
     tokens = remote.stored_tokens()
     assert tokens["token_type"].lower() == "bearer" and tokens["scope"] == "mcp" and tokens["refresh_token"]
+    # The era it spoke to the server: 2026-07-28 calls have no session, handshake-era calls do.
+    sessions = {session for (session,) in _audited_sessions(live_server, tools=("add", "divide", "whoami"))[-3:]}
+    assert (sessions == {""}) == ("auto" in args), sessions
+
+
+def _audited_sessions(server, tools) -> list[tuple[str]]:
+    """The session ids of the server's audited calls of `tools`, oldest first."""
+    with closing(sqlite3.connect(server.database)) as database:
+        marks = ",".join("?" * len(tools))
+        query = f"SELECT session_id FROM mcp_app_toolcall WHERE tool IN ({marks}) ORDER BY id"
+        return database.execute(query, tools).fetchall()
 
 
 @pytest.mark.anyio
