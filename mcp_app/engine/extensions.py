@@ -4,7 +4,7 @@
 ``install(server: MCPServer, features: Features)`` and is installed once, when
 the engine is built, before the argument check, the audit and the limits, so
 what it adds is treated like the project's own tools. The test suite loads the
-official conformance suite's fixtures this way (``tests/support/conformance_fixtures.py``);
+official conformance suite's fixtures this way (``tests/support/conformance_fixtures/``);
 nothing is loaded by default.
 """
 
