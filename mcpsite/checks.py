@@ -117,6 +117,41 @@ def check_worker_route(app_configs=None, **kwargs):
     return []
 
 
+@register(Tags.security, CONFIGURATION_TAG)
+def check_cimd_test_fetcher(app_configs=None, **kwargs):
+    """The loopback fetcher trusts a test CA and fetches from this machine: the server-side
+    request forgery DOT's own fetcher exists to prevent. Tests run it in-process or in a
+    debug-mode server; production (debug off) never does, whatever names it."""
+    if settings.DEBUG:
+        return []
+    fetcher = str(settings.OAUTH2_PROVIDER.get("CIMD_METADATA_FETCHER", ""))
+    if getattr(settings, "MCP_CIMD_TEST_LOOPBACK_CA", "") or fetcher.startswith("tests."):
+        return [
+            Error(
+                "MCP_CIMD_TEST_LOOPBACK_CA is set with DJANGO_DEBUG off: client ID metadata documents "
+                "would be fetched from loopback addresses, trusting a test CA.",
+                hint="Unset MCP_CIMD_TEST_LOOPBACK_CA; it is for the test suite only.",
+                id="mcpsite.E007",
+            )
+        ]
+    return []
+
+
+@register(CONFIGURATION_TAG)
+def check_cimd_cache_bounds(app_configs=None, **kwargs):
+    minimum, maximum = settings.MCP_CIMD_MIN_AGE_SECONDS, settings.MCP_CIMD_MAX_AGE_SECONDS
+    if minimum > maximum:
+        return [
+            Error(
+                f"MCP_CIMD_MIN_AGE_SECONDS ({minimum}) is above MCP_CIMD_MAX_AGE_SECONDS ({maximum}).",
+                hint="The cache lifetime of a client ID metadata document is clamped to [min, max]; "
+                "make the minimum at most the maximum.",
+                id="mcpsite.E008",
+            )
+        ]
+    return []
+
+
 class RefusedConfiguration(Exception):
     """The configuration is unsafe or malformed; the message lists why, one check a line."""
 

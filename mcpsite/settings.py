@@ -34,6 +34,28 @@ REFRESH_TOKEN_TTL = env_int("MCP_REFRESH_TOKEN_TTL", 30 * 24 * 3600, minimum=60)
 AUTHORIZATION_CODE_TTL = env_int("MCP_AUTHORIZATION_CODE_TTL", 60, minimum=1)
 # Dynamic client registrations accepted per client address per hour.
 MCP_REGISTRATIONS_PER_HOUR = env_int("MCP_REGISTRATIONS_PER_HOUR", 30, minimum=1)
+# Client ID Metadata Documents (CIMD; MCP 2026-07-28, draft-ietf-oauth-client-id-metadata-document):
+# a client whose client_id is an https URL is described by the JSON document at that URL. DOT
+# fetches it on first sight and again when its cache lifetime ends (oauth2_provider.cimd:
+# public addresses only, no redirects, one deadline, a size cap); any failure makes the client
+# unknown. Defaults are DOT's. The fetch runs inside the /authorize or /token request that
+# names the client; the timeout and the cap on fetches in flight bound what anonymous requests
+# can make this server do (SECURITY.md).
+MCP_CIMD_ENABLED = env_bool("MCP_CIMD_ENABLED", True)
+# Hosts allowed to publish documents, in ALLOWED_HOSTS syntax ("app.example", ".example.com"); empty: any.
+MCP_CIMD_ALLOWED_HOSTS = env_list("MCP_CIMD_ALLOWED_HOSTS", [])
+MCP_CIMD_FETCH_TIMEOUT_SECONDS = env_seconds("MCP_CIMD_FETCH_TIMEOUT_SECONDS", 5.0)
+MCP_CIMD_MAX_DOCUMENT_BYTES = env_int("MCP_CIMD_MAX_DOCUMENT_BYTES", 16 * 1024, minimum=1024)
+# A document's Cache-Control max-age is clamped to [min, max]; no max-age means max.
+MCP_CIMD_MIN_AGE_SECONDS = env_int("MCP_CIMD_MIN_AGE_SECONDS", 300, minimum=0)
+MCP_CIMD_MAX_AGE_SECONDS = env_int("MCP_CIMD_MAX_AGE_SECONDS", 86400, minimum=1)
+# Fetches in flight per process; one more is refused at once (not queued). 0: no cap.
+MCP_CIMD_MAX_CONCURRENT_FETCHES = env_int("MCP_CIMD_MAX_CONCURRENT_FETCHES", 10, minimum=0)
+# After a failed fetch the URL is refused without fetching for this long.
+MCP_CIMD_FAILURE_BACKOFF_SECONDS = env_int("MCP_CIMD_FAILURE_BACKOFF_SECONDS", 60, minimum=0)
+# Tests only: a CA file; documents on loopback hosts are then fetched, trusting that CA
+# (tests/support/cimd.py). Check mcpsite.E007 refuses it with debug off.
+MCP_CIMD_TEST_LOOPBACK_CA = env_str("MCP_CIMD_TEST_LOOPBACK_CA")
 # Abuse limits on the OAuth endpoints (oauth_app/ratelimit.py) and logins (django-axes, below).
 # Requests per client address per minute on the other OAuth endpoints; past it 429 + Retry-After.
 # A client refreshes its token about once an access-token lifetime and one authorization takes
@@ -373,4 +395,23 @@ OAUTH2_PROVIDER = {
     "OAUTH2_PROTECTED_RESOURCE_IDENTIFIER": MCP_PUBLIC_URL,
     "OAUTH2_PROTECTED_RESOURCE_NAME": "MCP server",
     "ERROR_RESPONSE_WITH_SCOPES": True,
+    # Client ID Metadata Documents: the MCP_CIMD_* variables above.
+    "CIMD_ENABLED": MCP_CIMD_ENABLED,
+    "CIMD_METADATA_FETCHER": (
+        "tests.support.cimd.LoopbackTestFetcher"
+        if MCP_CIMD_TEST_LOOPBACK_CA
+        else "oauth2_provider.cimd.SafeMetadataFetcher"
+    ),
+    "CIMD_REGISTRATION_PERMISSION_CLASSES": (
+        ("oauth2_provider.cimd.HostAllowlistCIMDPermission",)
+        if MCP_CIMD_ALLOWED_HOSTS
+        else ("oauth2_provider.cimd.AllowAllCIMDPermission",)
+    ),
+    "CIMD_ALLOWED_HOSTS": MCP_CIMD_ALLOWED_HOSTS,
+    "CIMD_FETCH_TIMEOUT_SECONDS": MCP_CIMD_FETCH_TIMEOUT_SECONDS,
+    "CIMD_MAX_DOCUMENT_SIZE": MCP_CIMD_MAX_DOCUMENT_BYTES,
+    "CIMD_METADATA_MIN_AGE_SECONDS": MCP_CIMD_MIN_AGE_SECONDS,
+    "CIMD_METADATA_MAX_AGE_SECONDS": MCP_CIMD_MAX_AGE_SECONDS,
+    "CIMD_MAX_CONCURRENT_FETCHES": MCP_CIMD_MAX_CONCURRENT_FETCHES,
+    "CIMD_FAILURE_BACKOFF_SECONDS": MCP_CIMD_FAILURE_BACKOFF_SECONDS,
 }

@@ -25,18 +25,39 @@ def _record_admin_revocation(request, token, what: str) -> None:
 
 
 class MCPApplicationAdmin(ApplicationAdmin):
+    """Every client, however it came: by hand, dynamic registration, or its client ID metadata
+    document (`registration_source` "Client ID Metadata Document", its URL as the client id)."""
+
     list_display = (
         "name",
         "client_id",
         "client_type",
         "registration_source",
+        "application_type",
         "registered_from",
         "user",
         "created",
         "last_used_at",
+        "cimd_expires_at",
     )
-    list_filter = ("client_type", "authorization_grant_type", "registration_source", "skip_authorization")
-    readonly_fields = ("registered_from", "created", "updated", "last_used_at")
+    list_filter = (
+        "registration_source",
+        "client_type",
+        "application_type",
+        "authorization_grant_type",
+        "skip_authorization",
+    )
+    search_fields = ("name", "client_id")
+    # DOT's own read-only fields stay read-only: registration_source decides which code path may
+    # change a client (RFC 7592 for dynamic ones, the refetched document for CIMD ones).
+    readonly_fields = (
+        *ApplicationAdmin.readonly_fields,
+        "application_type",
+        "registered_from",
+        "created",
+        "updated",
+        "last_used_at",
+    )
     actions = ["revoke_all_tokens"]
 
     @admin.action(description="Revoke every token issued to the selected clients")

@@ -1,6 +1,6 @@
-"""The auth event trail: logins, consents, registrations, tokens issued, refreshed and
-revoked, and the attacks the token endpoint detects (a rotated refresh token presented
-again, an authorization code replayed).
+"""The auth event trail: logins, consents, registrations (dynamic ones, and clients first met
+through their metadata document), tokens issued, refreshed and revoked, and the attacks the
+token endpoint detects (a rotated refresh token presented again, an authorization code replayed).
 
 Each event is a row of ``AuthEvent`` and one INFO line on the ``oauth_app.events`` logger.
 Callers pass only what identifies the event (user, client id, row numbers, grant type);
@@ -15,6 +15,8 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth import signals as auth_signals
 from django.db import transaction
+from django.db.models.signals import post_save
+from oauth2_provider.models import get_application_model
 from oauth2_provider.signals import app_authorized
 
 from oauth_app.client_address import client_address
@@ -107,8 +109,21 @@ def _token_issued(sender, request, token, **kwargs):
     )
 
 
+def _client_first_seen(sender, instance, created, **kwargs):
+    """DOT stores a client ID metadata document's client when it first meets its URL, deep in
+    its request validation; the new row is the one place this server sees it happen. (No
+    request here: the address is not recorded.)"""
+    if created and instance.registered_by_document:
+        record(
+            Kind.CLIENT_REGISTERED,
+            client_id=instance.client_id,
+            detail=f"client id metadata document {instance.client_id!r}; client_name={instance.name[:100]!r}",
+        )
+
+
 def connect_signals() -> None:
     """Called once from OAuthAppConfig.ready()."""
+    post_save.connect(_client_first_seen, sender=get_application_model(), dispatch_uid="oauth_app.events.cimd_client")
     auth_signals.user_logged_in.connect(_logged_in, dispatch_uid="oauth_app.events.logged_in")
     auth_signals.user_logged_out.connect(_logged_out, dispatch_uid="oauth_app.events.logged_out")
     auth_signals.user_login_failed.connect(_login_failed, dispatch_uid="oauth_app.events.login_failed")

@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication
+from oauth2_provider.settings import oauth2_settings
 
 from oauth_app.redirect_uris import RedirectURIError, allowed_schemes, validate_redirect_uri
 
@@ -24,8 +25,29 @@ class Application(AbstractApplication):
         null=True, blank=True, editable=False, help_text="When a code or token was last issued to it."
     )
 
+    class ApplicationType(models.TextChoices):
+        """OpenID Connect Dynamic Client Registration §2, which MCP 2026-07-28 (SEP-837) adopts."""
+
+        WEB = "web", "web"
+        NATIVE = "native", "native"
+
+    # Set at dynamic registration (oauth_app/application_type.py); blank for other clients.
+    application_type = models.CharField(
+        max_length=8,
+        choices=ApplicationType.choices,
+        blank=True,
+        help_text="What the client registered itself as: a web application or a native (desktop, CLI) one.",
+    )
+
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+
+    def is_usable(self, request):
+        # Turning client ID metadata documents off turns off the clients they brought in, not
+        # only the ones still to come: DOT would otherwise keep serving their stored rows.
+        if self.registered_by_document and not oauth2_settings.CIMD_ENABLED:
+            return False
+        return super().is_usable(request)
 
     def get_allowed_schemes(self):
         return allowed_schemes(self.redirect_uris.split()) or ["https"]
@@ -44,6 +66,11 @@ class Application(AbstractApplication):
     @property
     def registered_itself(self) -> bool:
         return self.registration_source == self.RegistrationSource.DCR
+
+    @property
+    def registered_by_document(self) -> bool:
+        """Known from its client ID metadata document: the client id is the document's https URL."""
+        return self.registration_source == self.RegistrationSource.CIMD
 
 
 class RedeemedCode(models.Model):

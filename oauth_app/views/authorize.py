@@ -30,6 +30,7 @@ from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
 from oauth_app import events
+from oauth_app.cimd import verified_host
 from oauth_app.models import AuthEvent
 from oauth_app.origins import request_origin, same_origin
 
@@ -94,6 +95,8 @@ class ConsentView(AuthorizationView):
             self.template_name,
             {
                 "application": application,
+                # A client known from its metadata document is named by the host that served it.
+                "verified_host": verified_host(application.client_id) if application.registered_by_document else "",
                 "request_id": request_id,
                 "scopes": [(scope, all_scopes.get(scope, scope)) for scope in scopes],
                 "redirect_host": urlsplit(credentials["redirect_uri"]).netloc or credentials["redirect_uri"],

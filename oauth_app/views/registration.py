@@ -1,9 +1,11 @@
 """POST /register: RFC 7591 dynamic client registration, anonymous.
 
 DOT does the registration; this view first applies what this server requires
-of a client: the redirect URI policy (``oauth_app.redirect_uris``) and the
-authorization code grant only. The per-address rate limit is applied in
-``oauth_app/urls.py``.
+of a client: the redirect URI policy (``oauth_app.redirect_uris``), the
+authorization code grant only, and an ``application_type`` that fits the
+redirect URIs (``oauth_app.application_type``), which DOT does not know: this
+view stores it and adds it to the answers. The per-address rate limit is
+applied in ``oauth_app/urls.py``.
 """
 
 import json
@@ -14,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.models import get_application_model
 from oauth2_provider.views import DynamicClientRegistrationManagementView, DynamicClientRegistrationView
 
-from oauth_app import events
+from oauth_app import application_type, events
 from oauth_app.client_address import client_address
 from oauth_app.errors import JSONMethodNotAllowed, oauth_error
 from oauth_app.models import AuthEvent
@@ -86,10 +88,16 @@ class RegistrationView(JSONMethodNotAllowed, DynamicClientRegistrationView):
         problem = _metadata_problem(data)
         if problem is not None:
             return problem
+        kind, problem = application_type.decide(data)
+        if problem is not None:
+            return problem
         response = super().post(request, *args, **kwargs)
         if response.status_code == 201:
             client_id = json.loads(response.content)["client_id"]
-            get_application_model().objects.filter(client_id=client_id).update(registered_from=address)
+            get_application_model().objects.filter(client_id=client_id).update(
+                registered_from=address, application_type=kind
+            )
+            _echo_application_type(response, kind)
             response["Cache-Control"] = "no-store"
             events.record(
                 AuthEvent.Kind.CLIENT_REGISTERED,
@@ -114,4 +122,31 @@ class RegistrationManagementView(JSONMethodNotAllowed, DynamicClientRegistration
         problem = _metadata_problem(data)
         if problem is not None:
             return problem
-        return super().put(request, *args, **kwargs)
+        kind, problem = application_type.decide(data)
+        if problem is not None:
+            return problem
+        response = super().put(request, *args, **kwargs)
+        if response.status_code == 200:
+            get_application_model().objects.filter(client_id=kwargs["client_id"]).update(application_type=kind)
+            _echo_application_type(response, kind)
+        return response
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        if response.status_code == 200:
+            kind = (
+                get_application_model()
+                .objects.filter(client_id=kwargs["client_id"])
+                .values_list("application_type", flat=True)
+                .first()
+            )
+            _echo_application_type(response, kind)
+        return response
+
+
+def _echo_application_type(response, kind: str | None) -> None:
+    """RFC 7591 §3.2.1: the answer carries the metadata as registered, this field included."""
+    if kind:
+        body = json.loads(response.content)
+        body["application_type"] = kind
+        response.content = json.dumps(body)

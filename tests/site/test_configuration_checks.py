@@ -1,5 +1,6 @@
 """Production refuses insecure settings: system checks with ids and hints."""
 
+import json
 import os
 import subprocess
 import sys
@@ -63,6 +64,21 @@ def test_worker_route_must_be_a_plain_name(production):
     assert _ids(production, MCP_WORKER_ROUTE="8001") == set()
     assert "mcpsite.E006" in _ids(production, MCP_WORKER_ROUTE="a.b")
     assert "mcpsite.E006" in _ids(production, MCP_WORKER_ROUTE="x" * 33)
+
+
+def test_the_loopback_test_fetcher_is_refused_with_debug_off(production):
+    """The fetcher that trusts a test CA and fetches from loopback is for the tests only: a
+    production server refuses it however it is named."""
+    assert "mcpsite.E007" in _ids(production, MCP_CIMD_TEST_LOOPBACK_CA="/tmp/test-ca.pem")
+    production.MCP_CIMD_TEST_LOOPBACK_CA = ""
+    loopback = {**production.OAUTH2_PROVIDER, "CIMD_METADATA_FETCHER": "tests.support.cimd.LoopbackTestFetcher"}
+    assert "mcpsite.E007" in _ids(production, OAUTH2_PROVIDER=loopback)
+    assert "mcpsite.E007" not in _ids(production, DEBUG=True)
+
+
+def test_cimd_cache_bounds_must_be_in_order(production):
+    assert "mcpsite.E008" in _ids(production, MCP_CIMD_MIN_AGE_SECONDS=600, MCP_CIMD_MAX_AGE_SECONDS=60)
+    assert "mcpsite.E008" not in _ids(production, MCP_CIMD_MIN_AGE_SECONDS=60, MCP_CIMD_MAX_AGE_SECONDS=60)
 
 
 def test_debug_stays_quiet(settings):
@@ -136,3 +152,68 @@ def test_a_malformed_variable_is_refused_naming_it(tmp_path, command, variable, 
     assert result.returncode == 1, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_server_with_the_loopback_test_fetcher_and_debug_off_refuses_to_start(tmp_path):
+    result = _start(
+        IMPORT,
+        tmp_path,
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=STRONG_KEY,
+        DJANGO_ALLOWED_HOSTS="mcp.example.com",
+        MCP_CIMD_TEST_LOOPBACK_CA=str(tmp_path / "ca.pem"),
+    )
+    assert result.returncode == 1, result.stderr
+    assert "mcpsite.E007: MCP_CIMD_TEST_LOOPBACK_CA is set with DJANGO_DEBUG off" in result.stderr
+    assert result.stderr.count("HINT:") == 1
+    assert "Traceback" not in result.stderr
+
+
+_PRINT_CIMD_SETTINGS = (
+    "import json, mcpsite.settings as s; "
+    "print(json.dumps({k: v for k, v in s.OAUTH2_PROVIDER.items() if k.startswith('CIMD_')}))"
+)
+
+
+def _cimd_settings_under(tmp_path, **environment: str) -> dict:
+    result = _start([sys.executable, "-c", _PRINT_CIMD_SETTINGS], tmp_path, **environment)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_cimd_settings_default_to_dots_and_follow_the_environment(tmp_path):
+    """MCP_CIMD_* reach DOT's CIMD settings; unset, they are DOT's own defaults, CIMD on."""
+    from oauth2_provider.settings import DEFAULTS
+
+    defaults = _cimd_settings_under(tmp_path)
+    assert defaults.pop("CIMD_ENABLED") is True
+    assert defaults == {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in DEFAULTS.items()
+        if key.startswith("CIMD_") and key != "CIMD_ENABLED"
+    }
+    tuned = _cimd_settings_under(
+        tmp_path,
+        MCP_CIMD_ENABLED="0",
+        MCP_CIMD_ALLOWED_HOSTS="claude.ai,.example.com",
+        MCP_CIMD_FETCH_TIMEOUT_SECONDS="1.5",
+        MCP_CIMD_MAX_DOCUMENT_BYTES="8192",
+        MCP_CIMD_MIN_AGE_SECONDS="60",
+        MCP_CIMD_MAX_AGE_SECONDS="3600",
+        MCP_CIMD_MAX_CONCURRENT_FETCHES="0",
+        MCP_CIMD_FAILURE_BACKOFF_SECONDS="5",
+    )
+    assert tuned == {
+        "CIMD_ENABLED": False,
+        "CIMD_METADATA_FETCHER": "oauth2_provider.cimd.SafeMetadataFetcher",
+        "CIMD_REGISTRATION_PERMISSION_CLASSES": ["oauth2_provider.cimd.HostAllowlistCIMDPermission"],
+        "CIMD_ALLOWED_HOSTS": ["claude.ai", ".example.com"],
+        "CIMD_FETCH_TIMEOUT_SECONDS": 1.5,
+        "CIMD_MAX_DOCUMENT_SIZE": 8192,
+        "CIMD_METADATA_MIN_AGE_SECONDS": 60,
+        "CIMD_METADATA_MAX_AGE_SECONDS": 3600,
+        "CIMD_MAX_CONCURRENT_FETCHES": 0,
+        "CIMD_FAILURE_BACKOFF_SECONDS": 5,
+    }
+    with_ca = _cimd_settings_under(tmp_path, MCP_CIMD_TEST_LOOPBACK_CA="/tmp/ca.pem")
+    assert with_ca["CIMD_METADATA_FETCHER"] == "tests.support.cimd.LoopbackTestFetcher"
