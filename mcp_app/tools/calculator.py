@@ -5,8 +5,10 @@ from typing import Annotated
 from pydantic import Field
 
 from mcp_app.tools.expression import MAX_EXPRESSION_CHARS, evaluate
+from mcp_app.tools.registry import mcp_tool
 
 
+@mcp_tool(title="Calculator", read_only=True, on_event_loop=True)
 def calculate(
     expression: Annotated[
         str,

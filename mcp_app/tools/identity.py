@@ -9,6 +9,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from mcp_app.principal import principal_from_context
+from mcp_app.tools.registry import mcp_tool
 
 
 class User(BaseModel):
@@ -27,6 +28,7 @@ class Identity(BaseModel):
     scopes: list[str] = Field(description="The scopes granted to the access token, sorted.")
 
 
+@mcp_tool(title="Who am I", read_only=True)
 async def whoami(ctx: Context) -> Identity:
     """Who you are to this server: the user and the OAuth client the access token
     was issued to, and the scopes it grants."""

@@ -30,7 +30,8 @@ MCP_APP_LAYERS = {
     "principal": set(),
     "models": set(),
     "admin": {"models"},
-    "apps": set(),
+    "apps": {"tools"},  # finds every app's mcp_tools.py at start-up
+    "mcp_tools": {"tools"},  # this app's own tools, declared like any app's
 }
 # The modules of oauth_app that mcp_app may import: its public module for resource servers, and its models.
 OAUTH_APP_PUBLIC = {"oauth_app.resource_server", "oauth_app.models"}

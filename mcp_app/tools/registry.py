@@ -1,0 +1,147 @@
+"""Tools from any installed app: declared with ``@mcp_tool`` in the app's ``mcp_tools.py``.
+
+At start-up (``MCPAppConfig.ready``) every installed app's ``mcp_tools`` module is
+imported, as Django's admin imports ``admin.py``; each ``@mcp_tool`` there adds a
+``ToolSpec`` to the registry, and the engine offers every registered tool.
+Adding a tool to an app needs no change here::
+
+    # notes/mcp_tools.py
+    from mcp_app.tools import mcp_tool
+
+    @mcp_tool(title="Count notes", read_only=True)
+    def count_notes(ctx: Context) -> int:
+        '''How many notes you have.'''
+        return Note.objects.filter(owner_id=principal_from_context(ctx).user_id).count()
+
+Where a tool runs:
+
+- a coroutine function runs on the event loop, as it is;
+- a plain function runs in a thread, through ``database_sync_to_async`` (Django's rule for
+  the ORM from async code: the thread's database connection is cleaned up as in a request);
+- a plain function marked ``on_event_loop=True`` runs on the event loop: only for pure,
+  bounded work (the math tools), where a thread hop would cost more than the work.
+
+Who may call it (``access``): ``"everyone"`` signed in, ``"permission"`` (the tool's own
+Django permission, ``mcp_app.call_<name>``, granted in the admin), or a function of the
+user returning a bool; ``None`` takes the ``MCP_TOOL_ACCESS`` setting.
+"""
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mcp_types import ToolAnnotations
+
+Access = Literal["everyone", "permission"] | Callable[[Any], bool] | None
+ACCESS_CHOICES = ("everyone", "permission")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as an app declared it."""
+
+    function: Callable[..., Any]
+    name: str
+    title: str
+    description: str
+    annotations: ToolAnnotations | None
+    scopes: frozenset[str]  # OAuth scopes a token needs to call it, beyond the server's own
+    access: Access
+    on_event_loop: bool
+    structured_output: bool | None
+
+    @property
+    def permission_codename(self) -> str:
+        return f"call_{self.name}"
+
+    def runnable(self) -> Callable[..., Any]:
+        """The function as the engine calls it: a coroutine function, wherever it really runs."""
+        function = self.function
+        if inspect.iscoroutinefunction(function):
+            return function
+        if self.on_event_loop:
+
+            @functools.wraps(function)
+            async def run_here(*args, **kwargs):
+                return function(*args, **kwargs)
+
+            return run_here
+
+        from channels.db import database_sync_to_async
+
+        in_thread = database_sync_to_async(function)
+
+        @functools.wraps(function)
+        async def run_in_thread(*args, **kwargs):
+            return await in_thread(*args, **kwargs)
+
+        return run_in_thread
+
+
+_registry: dict[str, ToolSpec] = {}
+
+
+def mcp_tool(
+    function: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    annotations: ToolAnnotations | None = None,
+    read_only: bool | None = None,
+    scopes: Iterable[str] = (),
+    access: Access = None,
+    on_event_loop: bool = False,
+    structured_output: bool | None = None,
+):
+    """Register ``function`` as an MCP tool; returns it unchanged. Usable bare or with options.
+
+    ``read_only=True`` is shorthand for the annotations of a tool without side effects that
+    gives the same answer for the same input and reaches nothing outside this server."""
+
+    def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        spec_annotations = annotations
+        if spec_annotations is None and read_only:
+            spec_annotations = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+        if access is not None and not callable(access) and access not in ACCESS_CHOICES:
+            raise ValueError(f"access must be one of {ACCESS_CHOICES}, a function of the user, or None; got {access!r}")
+        spec = ToolSpec(
+            function=function,
+            name=name or function.__name__,
+            title=title or (name or function.__name__).replace("_", " ").capitalize(),
+            description=description or inspect.getdoc(function) or "",
+            annotations=spec_annotations,
+            scopes=frozenset(scopes),
+            access=access,
+            on_event_loop=on_event_loop,
+            structured_output=structured_output,
+        )
+        existing = _registry.get(spec.name)
+        if existing is not None and existing.function is not function:
+            raise ValueError(f"two tools are named {spec.name!r}: {_where(existing.function)} and {_where(function)}")
+        _registry[spec.name] = spec
+        return function
+
+    return register(function) if function is not None else register
+
+
+def _where(function: Callable[..., Any]) -> str:
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+def registered() -> list[ToolSpec]:
+    """Every registered tool, in the order apps declared them."""
+    return list(_registry.values())
+
+
+def spec_of(name: str) -> ToolSpec | None:
+    return _registry.get(name)
+
+
+def discover() -> None:
+    """Import every installed app's ``mcp_tools`` module (once; later calls find them imported)."""
+    from django.utils.module_loading import autodiscover_modules
+
+    autodiscover_modules("mcp_tools")

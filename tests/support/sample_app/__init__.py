@@ -1,0 +1,1 @@
+"""A Django app that exists only to show that any installed app can offer tools (mcp_tools.py)."""
