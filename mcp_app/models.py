@@ -42,3 +42,15 @@ class ToolCall(models.Model):
     def __str__(self):
         who = self.username or "anonymous"
         return f"{self.tool} by {who} at {self.created_at:%Y-%m-%d %H:%M:%S} ({self.outcome})"
+
+
+class Tool(models.Model):
+    """The MCP tools, for their permissions (``call_<name>``, granted in the admin).
+
+    No table: the registry (``mcp_app/tools/registry.py``) is the list of tools; this model
+    only gives their permissions a content type (``engine/access.py``)."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        verbose_name = "MCP tool"

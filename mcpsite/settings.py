@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from mcp_app.protocol.names import MCP_REQUEST_HEADERS
-from mcpsite.env import env_bool, env_int, env_list, env_seconds, env_str
+from mcpsite.env import env_bool, env_choice, env_int, env_list, env_seconds, env_str
 from oauth_app.origins import parse_public_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -91,6 +91,12 @@ MCP_AUDIT_ARGUMENT_CHARS = env_int("MCP_AUDIT_ARGUMENT_CHARS", 2000, minimum=1)
 MCP_TOOL_CALLS_PER_MINUTE = env_int("MCP_TOOL_CALLS_PER_MINUTE", 600, minimum=0)
 # Calls running at once in one session; one more is refused. 0: no limit.
 MCP_MAX_CONCURRENT_CALLS_PER_SESSION = env_int("MCP_MAX_CONCURRENT_CALLS_PER_SESSION", 16, minimum=0)
+# Who may call a tool whose declaration names no rule (mcp_app/engine/access.py): "everyone" signed
+# in, or "permission": the tool's own permission (mcp_app.call_<name>), granted in the admin.
+MCP_TOOL_ACCESS = env_choice("MCP_TOOL_ACCESS", "everyone", ("everyone", "permission"))
+# Seconds a person's permissions are trusted per worker before they are read again (admin changes
+# also make every worker forget them at once).
+MCP_TOOL_ACCESS_CACHE_SECONDS = env_seconds("MCP_TOOL_ACCESS_CACHE_SECONDS", 5.0)
 # Seconds a tool call may run; then it is cancelled and answered as a tool error ("timed out").
 MCP_TOOL_CALL_TIMEOUT_SECONDS = env_seconds("MCP_TOOL_CALL_TIMEOUT_SECONDS", 60.0)
 # Seconds a validated bearer token is trusted without asking the database again;

@@ -12,6 +12,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.models import InitializationOptions
 
 from mcp_app.engine import sdk
+from mcp_app.engine.access import install_access
 from mcp_app.engine.arguments import require_valid_arguments
 from mcp_app.engine.audit import install_audit
 from mcp_app.engine.completions import install_completions
@@ -30,14 +31,15 @@ INSTRUCTIONS = (
     "Math tools (add, subtract, multiply, divide, power, sqrt, calculate) and whoami, "
     "which tells who you are signed in as."
 )
-# Cache hints of the stateless era's list results (and discover). Nothing listed depends on who
-# asks, so a cached list may be shared ("public"); a list that comes to depend on the user must
-# say "private". A minute keeps clients from re-listing on every call while list-changed
-# notifications (subscriptions/listen) tell them about changes at once.
+# Cache hints of the stateless era's list results (and discover). A list the same for everyone
+# may be shared ("public"); one that depends on who asks must say "private". A minute keeps
+# clients from re-listing on every call while list-changed notifications (subscriptions/listen)
+# tell them about changes at once.
 LIST_TTL_MS = 60_000
 CACHE_HINTS = {
     "server/discover": CacheHint(ttl_ms=LIST_TTL_MS, scope="public"),
-    "tools/list": CacheHint(ttl_ms=LIST_TTL_MS, scope="public"),
+    # Who may call which tool depends on the person (engine/access.py): their list is theirs.
+    "tools/list": CacheHint(ttl_ms=LIST_TTL_MS, scope="private"),
     "prompts/list": CacheHint(ttl_ms=LIST_TTL_MS, scope="public"),
     "resources/list": CacheHint(ttl_ms=LIST_TTL_MS, scope="public"),
     "resources/templates/list": CacheHint(ttl_ms=LIST_TTL_MS, scope="public"),
@@ -68,6 +70,7 @@ def build_server(extensions: list[str] | tuple[str, ...] = ()) -> MCPServer:
     install_extensions(server, features, extensions)
     # After every tool is added: unknown tools and bad arguments are answered as invalid params.
     require_valid_arguments(server)
+    install_access(server)  # outermost: a tool the caller may not use is unknown to them
     install_audit(server)
     install_limits(server)  # inside the audit: refused and timed-out calls are recorded
     return server

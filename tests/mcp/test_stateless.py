@@ -100,8 +100,8 @@ async def test_lists_carry_cache_hints_and_a_result_type(app, token):
     for method in ("tools/list", "prompts/list", "resources/list", "resources/templates/list"):
         result = (await call(app, token, method))["result"]
         assert result["resultType"] == "complete", method
-        # Nothing listed depends on who asks, so a cached list may be shared.
-        assert result["cacheScope"] == "public", method
+        # The tools a person may call are theirs (engine/access.py); the other lists are everyone's.
+        assert result["cacheScope"] == ("private" if method == "tools/list" else "public"), method
         assert result["ttlMs"] > 0, method
 
 

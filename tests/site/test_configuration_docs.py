@@ -12,7 +12,7 @@ import ast
 import re
 from pathlib import Path
 
-ENV_READERS = {"env_str", "env_bool", "env_int", "env_list", "env_seconds"}
+ENV_READERS = {"env_str", "env_bool", "env_int", "env_list", "env_seconds", "env_choice"}
 OS_GETTERS = {"get", "getenv", "setdefault", "pop"}
 # A table row whose first cell is a backticked variable name: | `NAME` | ...
 DOCUMENTED_ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|")

@@ -30,7 +30,7 @@ MCP_APP_LAYERS = {
     "principal": set(),
     "models": set(),
     "admin": {"models"},
-    "apps": {"tools"},  # finds every app's mcp_tools.py at start-up
+    "apps": {"tools", "engine"},  # finds every app's mcp_tools.py; connects the access signals
     "mcp_tools": {"tools"},  # this app's own tools, declared like any app's
 }
 # The modules of oauth_app that mcp_app may import: its public module for resource servers, and its models.
