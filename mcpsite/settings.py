@@ -366,6 +366,8 @@ MCP_SCOPE = "mcp"
 OAUTH2_PROVIDER = {
     "SCOPES": {MCP_SCOPE: "Use the tools on this MCP server as you"},
     "DEFAULT_SCOPES": [MCP_SCOPE],
+    # The server's own scope and those tools declare (oauth_app/scopes.py).
+    "SCOPES_BACKEND_CLASS": "oauth_app.scopes.ToolScopes",
     "OAUTH2_VALIDATOR_CLASS": "oauth_app.validators.MCPOAuth2Validator",
     "OAUTH2_BACKEND_CLASS": "oauth_app.backends.MCPOAuthLibCore",
     "ACCESS_TOKEN_EXPIRE_SECONDS": ACCESS_TOKEN_TTL,

@@ -2,8 +2,9 @@
 
 The one module of ``oauth_app`` that ``mcp_app`` imports (besides DOT's
 models): how a bearer token is found (by its SHA-256 checksum, never by the
-token itself), this server's origin (the audience tokens are bound to), and
-where a client starts its OAuth discovery (RFC 9728 metadata).
+token itself), this server's origin (the audience tokens are bound to), where a
+client starts its OAuth discovery (RFC 9728 metadata), and the scopes tools
+declare (``declare_scope``).
 """
 
 import hashlib
@@ -12,8 +13,16 @@ from django.urls import reverse
 from oauth2_provider.models import get_access_token_model
 
 from oauth_app.origins import normalize_origin, public_origin
+from oauth_app.scopes import declare_scope
 
-__all__ = ["load_access_token", "normalize_origin", "public_origin", "resource_metadata_url", "token_checksum"]
+__all__ = [
+    "declare_scope",
+    "load_access_token",
+    "normalize_origin",
+    "public_origin",
+    "resource_metadata_url",
+    "token_checksum",
+]
 
 
 def token_checksum(token: str) -> str:

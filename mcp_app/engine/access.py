@@ -117,6 +117,12 @@ async def may_call(info: RequestInfo | None, tool: str) -> bool:
         return False
 
 
+def missing_scopes(principal, tool: str) -> frozenset[str]:
+    """The scopes ``tool`` needs that the caller's token lacks (none for an unknown tool)."""
+    spec = spec_of(tool)
+    return frozenset() if spec is None else spec.scopes - principal.scopes
+
+
 def _caller(ctx: ServerRequestContext) -> RequestInfo | None:
     return ctx.request if isinstance(ctx.request, RequestInfo) else None
 

@@ -24,13 +24,21 @@ class Features:
     completions: Completions  # add completers for prompt and resource-template arguments
 
 
-def install_extensions(server: MCPServer, features: Features, paths) -> None:
+def load_extensions(paths) -> list:
+    """Import each extension (so the tools it declares with ``@mcp_tool`` are registered before the
+    engine offers the registry); ImproperlyConfigured names one that cannot be used."""
+    modules = []
     for path in paths:
         try:
             module = importlib.import_module(path)
         except ImportError as exc:
             raise ImproperlyConfigured(f"MCP_EXTENSIONS names {path!r}, which cannot be imported: {exc}") from exc
-        install = getattr(module, "install", None)
-        if not callable(install):
+        if not callable(getattr(module, "install", None)):
             raise ImproperlyConfigured(f"MCP_EXTENSIONS names {path!r}, which has no install(server, features)")
-        install(server, features)
+        modules.append(module)
+    return modules
+
+
+def install_extensions(server: MCPServer, features: Features, modules) -> None:
+    for module in modules:
+        module.install(server, features)

@@ -17,7 +17,7 @@ from mcp_app.engine.arguments import require_valid_arguments
 from mcp_app.engine.audit import install_audit
 from mcp_app.engine.completions import install_completions
 from mcp_app.engine.connected import session_lifespan, track_sessions
-from mcp_app.engine.extensions import Features, install_extensions
+from mcp_app.engine.extensions import Features, install_extensions, load_extensions
 from mcp_app.engine.fanout import bus
 from mcp_app.engine.limits import install_limits
 from mcp_app.engine.logging_level import install_logging_level
@@ -62,12 +62,13 @@ def build_server(extensions: list[str] | tuple[str, ...] = ()) -> MCPServer:
     )
     if not settings.MCP_OPENTELEMETRY:
         sdk.drop_opentelemetry(server)
+    extension_modules = load_extensions(extensions)  # first: their @mcp_tool declarations join the registry
     register_tools(server)
     track_sessions(server)
     install_logging_level(server)
     install_subscriptions(server)
     features = Features(completions=install_completions(server))
-    install_extensions(server, features, extensions)
+    install_extensions(server, features, extension_modules)
     # After every tool is added: unknown tools and bad arguments are answered as invalid params.
     require_valid_arguments(server)
     install_access(server)  # outermost: a tool the caller may not use is unknown to them

@@ -28,9 +28,10 @@ class BearerChallenge(Exception):
     status = 401
     error: str | None = None
 
-    def __init__(self, description: str):
+    def __init__(self, description: str, scope: str | None = None):
         super().__init__(description)
         self.description = description
+        self.scope = scope  # the scope to ask for; the server's own scope when None
 
 
 class MissingToken(BearerChallenge):
@@ -54,7 +55,7 @@ def www_authenticate(challenge: BearerChallenge, origin: str) -> str:
     params = {}
     if challenge.error:
         params = {"error": challenge.error, "error_description": challenge.description}
-    params["scope"] = settings.MCP_SCOPE
+    params["scope"] = challenge.scope or settings.MCP_SCOPE
     # DOT only reads the request when it has to derive the metadata URL itself.
     return build_bearer_challenge(None, params, resource_metadata_url=resource_metadata_url(origin))
 

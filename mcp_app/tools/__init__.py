@@ -13,9 +13,9 @@ May import: ``principal`` and ``protocol``. Never ``transport``, ``sessions``,
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_app.tools.registry import discover, mcp_tool, registered
+from mcp_app.tools.registry import discover, mcp_scope, mcp_tool, registered
 
-__all__ = ["mcp_tool", "register_tools"]
+__all__ = ["mcp_scope", "mcp_tool", "register_tools"]
 
 
 def register_tools(server: MCPServer) -> None:

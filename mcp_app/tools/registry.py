@@ -28,11 +28,13 @@ user returning a bool; ``None`` takes the ``MCP_TOOL_ACCESS`` setting.
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from mcp_types import ToolAnnotations
+
+from oauth_app.resource_server import declare_scope
 
 Access = Literal["everyone", "permission"] | Callable[[Any], bool] | None
 ACCESS_CHOICES = ("everyone", "permission")
@@ -91,7 +93,7 @@ def mcp_tool(
     description: str | None = None,
     annotations: ToolAnnotations | None = None,
     read_only: bool | None = None,
-    scopes: Iterable[str] = (),
+    scopes: Iterable[str] | Mapping[str, str] = (),
     access: Access = None,
     on_event_loop: bool = False,
     structured_output: bool | None = None,
@@ -99,9 +101,17 @@ def mcp_tool(
     """Register ``function`` as an MCP tool; returns it unchanged. Usable bare or with options.
 
     ``read_only=True`` is shorthand for the annotations of a tool without side effects that
-    gives the same answer for the same input and reaches nothing outside this server."""
+    gives the same answer for the same input and reaches nothing outside this server.
+
+    ``scopes``: the OAuth scopes a token needs to call it (beyond the server's own), as names
+    declared with ``mcp_scope``, or as ``{name: description}`` to declare them here. A token
+    without them is answered HTTP 403 ``insufficient_scope`` naming them, and clients authorize
+    again for the wider scope (step-up)."""
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        if isinstance(scopes, Mapping):
+            for scope, scope_description in scopes.items():
+                mcp_scope(scope, scope_description)
         spec_annotations = annotations
         if spec_annotations is None and read_only:
             spec_annotations = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
@@ -125,6 +135,12 @@ def mcp_tool(
         return function
 
     return register(function) if function is not None else register
+
+
+def mcp_scope(name: str, description: str) -> str:
+    """Declare an OAuth scope tools may require, with the words the consent page shows for it."""
+    declare_scope(name, description)
+    return name
 
 
 def _where(function: Callable[..., Any]) -> str:

@@ -8,6 +8,7 @@ serves ``/mcp``, handing stateless-era (2026-07-28) requests to
 and move messages; the protocol itself is the engine's.
 
 May import: ``cluster``, ``sessions``, ``engine`` (stateless requests have no
-session in between), ``principal``, ``protocol``. Never ``tools`` directly,
-nor ``guards`` (the guards wrap the endpoints, in ``routing.py``).
+session in between), ``guards`` (only the challenge a ``tools/call`` without its
+scope gets, which needs the body), ``principal``, ``protocol``. Never ``tools``
+directly.
 """

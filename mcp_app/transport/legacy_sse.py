@@ -8,6 +8,8 @@ The session ends when the stream disconnects.
 
 from urllib.parse import parse_qs
 
+from mcp_types import JSONRPCRequest
+
 from mcp_app.cluster import directory
 from mcp_app.protocol.errors import INVALID_REQUEST, SESSION_NOT_FOUND
 from mcp_app.protocol.names import EVENT_STREAM
@@ -62,6 +64,8 @@ class LegacyMessagesEndpoint(Endpoint):
             await self.respond_error(404, SESSION_NOT_FOUND, "Session not found")
             return
         message = await self.read_message(body)
+        if isinstance(message, JSONRPCRequest) and await self.refused_for_scope(message.method, message.params):
+            return
         if (
             message is not None
             and await self.reach(session.deliver(message, self.request_info(session.id))) is not UNREACHED

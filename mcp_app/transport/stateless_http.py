@@ -102,6 +102,8 @@ class StatelessPost:
         if isinstance(route, stateless.Rejection):
             await self._reject(route)
             return
+        if await self.endpoint.refused_for_scope(data["method"], data.get("params")):
+            return
         if data["method"] == LISTEN:
             await self._listen(route, headers)
             return

@@ -112,7 +112,8 @@ class StreamableHTTPEndpoint(Endpoint):
         if session is None:
             return
         if isinstance(message, JSONRPCRequest):
-            await self._request(session, message)
+            if not await self.refused_for_scope(message.method, message.params):
+                await self._request(session, message)
             return
         if await self.reach(session.deliver(message, self.request_info(session.id))) is not UNREACHED:
             await self.respond(202, content_type=None, headers=[(MCP_SESSION_ID_HEADER, session.id)])

@@ -12,6 +12,10 @@ from tests.support.browser import HeadlessBrowser
 from tests.support.sdk_oauth import MemoryTokenStorage, mcp_http_client, oauth_provider
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
+# tests/support/scoped_tools.py, named rather than imported: importing it here would register its
+# tool in this test process too.
+SCOPED_TOOLS = "tests.support.scoped_tools"
+SHOUT_SCOPE = "extras:shout"
 
 
 async def _exercise(client: Client, username: str) -> None:
@@ -47,6 +51,23 @@ async def test_streamable_http_with_oauth_in_the_handshake_era(live_server):
                 assert client.protocol_version == "2025-11-25"
                 await _exercise(client, live_server.username)
     assert browser.visited, "the OAuth flow ran"
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_tool_needing_a_wider_scope_makes_the_sdk_client_step_up(live_server_factory, mode):
+    """The tool needs extras:shout; the first token has only mcp: HTTP 403 insufficient_scope, the
+    SDK's client authorizes again for the scope the challenge names, and the call goes through."""
+    server = live_server_factory(MCP_EXTENSIONS=SCOPED_TOOLS)
+    storage = MemoryTokenStorage()
+    async with HeadlessBrowser(server.username, server.password) as browser:
+        provider = oauth_provider(server, browser, path="/mcp", storage=storage)
+        async with mcp_http_client(server, provider) as http:
+            async with Client(streamable_http_client(server.url + "/mcp", http_client=http), mode=mode) as client:
+                assert (await storage.get_tokens()).scope == "mcp"
+                shouted = await client.call_tool("shout", {"text": "step up"})
+    assert shouted.content[0].text == "STEP UP"
+    assert len(browser.visited) == 2, "a second sign-in, for the wider scope"
+    assert set((await storage.get_tokens()).scope.split()) == {"mcp", SHOUT_SCOPE}
 
 
 async def test_legacy_sse_with_oauth(live_server):

@@ -21,7 +21,8 @@ MCP_APP_LAYERS = {
     "routing": {"guards", "transport"},
     "guards": {"principal", "protocol"},
     # The stateless era has no session: its requests go from the transport to the engine directly.
-    "transport": {"cluster", "sessions", "engine", "principal", "protocol"},
+    # The scope challenge of a tools/call is the guards' 403, answered by the endpoint that reads the body.
+    "transport": {"cluster", "sessions", "engine", "guards", "principal", "protocol"},
     "cluster": {"sessions", "engine", "principal", "protocol"},
     "sessions": {"engine", "principal", "protocol"},
     "engine": {"tools", "principal", "protocol", "models"},
