@@ -152,6 +152,7 @@ INSTALLED_APPS = [
     "mcpsite.apps.SiteConfig",
     "oauth_app",
     "mcp_app",
+    "notes",  # an example app offering tools on its own data (notes/mcp_tools.py)
 ]
 
 MIDDLEWARE = [

@@ -13,13 +13,20 @@ May import: ``principal`` and ``protocol``. Never ``transport``, ``sessions``,
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_app.tools.registry import discover, mcp_scope, mcp_tool, registered
+from mcp_app.tools.registry import (
+    discover,
+    mcp_resource,
+    mcp_scope,
+    mcp_tool,
+    registered,
+    registered_resources,
+)
 
-__all__ = ["mcp_scope", "mcp_tool", "register_tools"]
+__all__ = ["mcp_resource", "mcp_scope", "mcp_tool", "register_tools"]
 
 
 def register_tools(server: MCPServer) -> None:
-    """Add every registered tool of every installed app to ``server``."""
+    """Add every registered tool and resource of every installed app to ``server``."""
     discover()
     for spec in registered():
         server.add_tool(
@@ -30,3 +37,11 @@ def register_tools(server: MCPServer) -> None:
             annotations=spec.annotations,
             structured_output=spec.structured_output,
         )
+    for resource in registered_resources():
+        server.resource(
+            resource.uri,
+            name=resource.name,
+            title=resource.title,
+            description=resource.description,
+            mime_type=resource.mime_type,
+        )(resource.runnable())

@@ -60,26 +60,30 @@ class ToolSpec:
 
     def runnable(self) -> Callable[..., Any]:
         """The function as the engine calls it: a coroutine function, wherever it really runs."""
-        function = self.function
-        if inspect.iscoroutinefunction(function):
-            return function
-        if self.on_event_loop:
+        return _runnable(self.function, self.on_event_loop)
 
-            @functools.wraps(function)
-            async def run_here(*args, **kwargs):
-                return function(*args, **kwargs)
 
-            return run_here
-
-        from channels.db import database_sync_to_async
-
-        in_thread = database_sync_to_async(function)
+def _runnable(function: Callable[..., Any], on_event_loop: bool) -> Callable[..., Any]:
+    """``function`` as a coroutine function with its signature: as it is, on the loop, or in a thread."""
+    if inspect.iscoroutinefunction(function):
+        return function
+    if on_event_loop:
 
         @functools.wraps(function)
-        async def run_in_thread(*args, **kwargs):
-            return await in_thread(*args, **kwargs)
+        async def run_here(*args, **kwargs):
+            return function(*args, **kwargs)
 
-        return run_in_thread
+        return run_here
+
+    from channels.db import database_sync_to_async
+
+    in_thread = database_sync_to_async(function)
+
+    @functools.wraps(function)
+    async def run_in_thread(*args, **kwargs):
+        return await in_thread(*args, **kwargs)
+
+    return run_in_thread
 
 
 _registry: dict[str, ToolSpec] = {}
@@ -145,6 +149,53 @@ def mcp_scope(name: str, description: str) -> str:
 
 def _where(function: Callable[..., Any]) -> str:
     return f"{function.__module__}.{function.__qualname__}"
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """A resource (or resource template, ``note://{id}``) as an app declared it."""
+
+    function: Callable[..., Any]
+    uri: str
+    name: str
+    title: str | None
+    description: str
+    mime_type: str | None
+
+    def runnable(self) -> Callable[..., Any]:
+        return _runnable(self.function, on_event_loop=False)
+
+
+_resources: dict[str, ResourceSpec] = {}
+
+
+def mcp_resource(
+    uri: str, *, name: str | None = None, title: str | None = None, description: str | None = None, mime_type=None
+):
+    """Register a function as a resource (``"note://{id}"`` makes a template: its parameters come from
+    the URI). Runs like a tool: a coroutine on the loop, a plain function in a thread fit for the ORM.
+    Take a ``ctx: Context`` parameter to know who reads it, and show them only what is theirs."""
+
+    def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        existing = _resources.get(uri)
+        if existing is not None and existing.function is not function:
+            raise ValueError(f"two resources have the URI {uri!r}: {_where(existing.function)} and {_where(function)}")
+        _resources[uri] = ResourceSpec(
+            function=function,
+            uri=uri,
+            name=name or function.__name__,
+            title=title,
+            description=description or inspect.getdoc(function) or "",
+            mime_type=mime_type,
+        )
+        return function
+
+    return register
+
+
+def registered_resources() -> list[ResourceSpec]:
+    """Every registered resource and template, in the order apps declared them."""
+    return list(_resources.values())
 
 
 def registered() -> list[ToolSpec]:

@@ -66,8 +66,8 @@ def value(result) -> float:
 # -- listing: schemas from type hints, output schemas, annotations -----------------------------
 async def test_every_tool_is_listed_with_description_title_and_annotations(client):
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert set(tools) == ALL_TOOLS
-    for tool in tools.values():
+    assert set(tools) >= ALL_TOOLS  # this app's own; other apps' (notes) have their own tests
+    for tool in (tools[name] for name in ALL_TOOLS):
         assert tool.description and not tool.description.startswith(" ")
         assert tool.title
         assert tool.annotations.read_only_hint is True

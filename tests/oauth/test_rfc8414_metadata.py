@@ -24,7 +24,8 @@ def test_advertises_only_what_the_server_accepts(client):
     assert meta["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert "none" in meta["token_endpoint_auth_methods_supported"]
-    assert meta["scopes_supported"] == ["mcp"]
+    # The server's own scope, then those the tools of installed apps declare (notes/mcp_tools.py).
+    assert meta["scopes_supported"] == ["mcp", "notes:read", "notes:write"]
     assert meta["authorization_response_iss_parameter_supported"] is True
 
 

@@ -13,7 +13,8 @@ def test_resource_is_a_prefix_of_both_mcp_urls(client, suffix):
     for mcp_url in ("http://127.0.0.1:8000/mcp", "http://127.0.0.1:8000/sse"):
         assert mcp_url.startswith(meta["resource"] + "/")
     assert meta["bearer_methods_supported"] == ["header"]
-    assert meta["scopes_supported"] == ["mcp"]
+    # The server's own scope, then those the tools of installed apps declare (notes/mcp_tools.py).
+    assert meta["scopes_supported"] == ["mcp", "notes:read", "notes:write"]
 
 
 def test_authorization_servers_is_the_issuer(client):

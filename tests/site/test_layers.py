@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
-PRODUCTION_PACKAGES = ("mcp_app", "oauth_app", "mcpsite")
+PRODUCTION_PACKAGES = ("mcp_app", "oauth_app", "mcpsite", "notes")
 
 # What each layer of mcp_app may import of mcp_app (besides itself).
 MCP_APP_LAYERS = {
