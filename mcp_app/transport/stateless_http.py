@@ -91,13 +91,18 @@ class StatelessPost:
         if not isinstance(data, dict) or "method" not in data or "result" in data or "error" in data:
             await self.refuse(400, INVALID_REQUEST, "Body must be a single JSON-RPC request or notification object")
             return
-        headers, raw = self._headers()
+        info = self.endpoint.request_info(session_id="")
+        headers = self._routing_headers(info.headers)
         if "id" not in data:
             await self._notification(headers)
             return
-        if jsonrpc.request_id_of(data) is None or not isinstance(data.get("method"), str):
+        if self.request_id is None or not isinstance(data.get("method"), str):
             await self.refuse(400, INVALID_REQUEST, "Invalid Request: a request needs a string or integer id")
             return
+        raw = [
+            (name.decode(HEADER_ENCODING), value.decode(HEADER_ENCODING))
+            for name, value in self.endpoint.scope["headers"]
+        ]
         route = stateless.check(data, headers, raw)
         if isinstance(route, stateless.Rejection):
             await self._reject(route)
@@ -105,9 +110,8 @@ class StatelessPost:
         if await self.endpoint.refused_for_scope(data["method"], data.get("params")):
             return
         if data["method"] == LISTEN:
-            await self._listen(route, headers)
+            await self._listen(route, info, headers)
             return
-        info = self.endpoint.request_info(session_id="")
         try:
             result = await stateless.serve(route, data, info, headers, self._on_notification)
         except asyncio.CancelledError:
@@ -119,21 +123,17 @@ class StatelessPost:
         await self._answer({"jsonrpc": "2.0", "id": self.request_id, "result": result}, None)
 
     # -- what the request carries -------------------------------------------------------
-    def _headers(self) -> tuple[dict[str, str], list[tuple[str, str]]]:
-        """Lower-case header names to values (the last of repeated lines), and the raw pairs."""
-        raw = [
-            (name.decode(HEADER_ENCODING).lower(), value.decode(HEADER_ENCODING))
-            for name, value in self.endpoint.scope.get("headers", ())
-        ]
-        headers = dict(raw)
-        headers.pop("authorization", None)  # nothing below needs the raw token
+    def _routing_headers(self, request_headers: Mapping[str, str]) -> dict[str, str]:
+        """The request's headers as the validation ladder reads them (lower-case names, the token left
+        out), with the version header taken from `_meta` under the documented tolerance."""
+        headers = dict(request_headers)
         named = meta_version(self.data)
         if (
             headers.get(MCP_PROTOCOL_VERSION_HEADER) in SUPPORTED_PROTOCOL_VERSIONS
             and named in STATELESS_PROTOCOL_VERSIONS
         ):
             headers[MCP_PROTOCOL_VERSION_HEADER] = named  # the tolerance in the module docstring
-        return headers, raw
+        return headers
 
     async def _notification(self, headers: Mapping[str, str]) -> None:
         """The stateless era defines no client notifications on this transport: acknowledged, dropped."""
@@ -176,14 +176,13 @@ class StatelessPost:
         await self.endpoint.send_chunk(sse_event(_encode(message), event="message"))
 
     # -- subscriptions/listen --------------------------------------------------------------
-    async def _listen(self, route, headers: Mapping[str, str]) -> None:
+    async def _listen(self, route, info, headers: Mapping[str, str]) -> None:
         """The acknowledgement, then change notifications, as SSE with pings, until the client leaves."""
         if not self.may_stream:
             await self.refuse(406, INVALID_REQUEST, "Not Acceptable: subscriptions/listen needs text/event-stream")
             return
         await bus.join()  # in the fan-out group before the acknowledgement goes out
         queue = EventQueue()
-        info = self.endpoint.request_info(session_id="")
 
         async def listen() -> None:
             try:
