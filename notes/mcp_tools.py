@@ -100,7 +100,7 @@ def delete_note(ctx: Context, id: NoteId) -> str:  # noqa: A002
     return f"Deleted note {id}."
 
 
-@mcp_resource("note://{id}", name="note", title="A note of yours", mime_type="text/markdown")
+@mcp_resource("note://{id}", name="note", title="A note of yours", mime_type="text/markdown", scopes=[READ])
 def read_note(id: str, ctx: Context) -> str:  # noqa: A002
     """One of your notes, as Markdown: its title as a heading, then its text."""
     note = _mine(ctx).filter(pk=int(id)).first() if id.isdigit() else None

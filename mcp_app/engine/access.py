@@ -34,8 +34,8 @@ from mcp_app.engine import sdk
 from mcp_app.engine.fanout import bus
 from mcp_app.principal import RequestInfo
 from mcp_app.protocol.errors import INVALID_PARAMS
-from mcp_app.protocol.names import TOOLS_CALL
-from mcp_app.tools.registry import registered, spec_of
+from mcp_app.protocol.names import RESOURCES_READ, TOOLS_CALL
+from mcp_app.tools.registry import registered, resource_spec_of, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +117,17 @@ async def may_call(info: RequestInfo | None, tool: str) -> bool:
         return False
 
 
-def missing_scopes(principal, tool: str) -> frozenset[str]:
-    """The scopes ``tool`` needs that the caller's token lacks (none for an unknown tool)."""
-    spec = spec_of(tool)
+def missing_scopes(principal, method: str, params) -> frozenset[str]:
+    """The scopes a ``tools/call`` (of its tool) or ``resources/read`` (of its resource) needs that
+    the caller's token lacks; none for anything else, or for a tool or resource not declared."""
+    if not isinstance(params, dict):
+        return frozenset()
+    if method == TOOLS_CALL and isinstance(params.get("name"), str):
+        spec = spec_of(params["name"])
+    elif method == RESOURCES_READ and isinstance(params.get("uri"), str):
+        spec = resource_spec_of(params["uri"])
+    else:
+        return frozenset()
     return frozenset() if spec is None else spec.scopes - principal.scopes
 
 

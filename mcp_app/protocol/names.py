@@ -9,6 +9,7 @@ INITIALIZED = "notifications/initialized"
 DISCOVER = "server/discover"  # the stateless era's probe of what a server supports
 LISTEN = "subscriptions/listen"  # the stateless era's one long-lived stream
 TOOLS_CALL = "tools/call"
+RESOURCES_READ = "resources/read"
 SET_LOGGING_LEVEL = "logging/setLevel"
 SUBSCRIBE = "resources/subscribe"
 UNSUBSCRIBE = "resources/unsubscribe"

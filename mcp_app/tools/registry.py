@@ -28,6 +28,7 @@ user returning a bool; ``None`` takes the ``MCP_TOOL_ACCESS`` setting.
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -161,22 +162,43 @@ class ResourceSpec:
     title: str | None
     description: str
     mime_type: str | None
+    scopes: frozenset[str]  # OAuth scopes a token needs to read it, beyond the server's own
 
     def runnable(self) -> Callable[..., Any]:
         return _runnable(self.function, on_event_loop=False)
+
+    def matches(self, uri: str) -> bool:
+        """Whether ``uri`` is this resource, or an instance of this template (each ``{name}`` one segment)."""
+        return _template_pattern(self.uri).fullmatch(uri) is not None
+
+
+@functools.cache
+def _template_pattern(template: str) -> re.Pattern:
+    parts = re.split(r"(\{[^{}]+\})", template)
+    return re.compile("".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts if part))
 
 
 _resources: dict[str, ResourceSpec] = {}
 
 
 def mcp_resource(
-    uri: str, *, name: str | None = None, title: str | None = None, description: str | None = None, mime_type=None
+    uri: str,
+    *,
+    name: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    mime_type=None,
+    scopes: Iterable[str] | Mapping[str, str] = (),
 ):
     """Register a function as a resource (``"note://{id}"`` makes a template: its parameters come from
     the URI). Runs like a tool: a coroutine on the loop, a plain function in a thread fit for the ORM.
-    Take a ``ctx: Context`` parameter to know who reads it, and show them only what is theirs."""
+    Take a ``ctx: Context`` parameter to know who reads it, and show them only what is theirs.
+    ``scopes`` as for ``mcp_tool``: a token without them is challenged (HTTP 403) on ``resources/read``."""
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        if isinstance(scopes, Mapping):
+            for scope, scope_description in scopes.items():
+                mcp_scope(scope, scope_description)
         existing = _resources.get(uri)
         if existing is not None and existing.function is not function:
             raise ValueError(f"two resources have the URI {uri!r}: {_where(existing.function)} and {_where(function)}")
@@ -187,10 +209,16 @@ def mcp_resource(
             title=title,
             description=description or inspect.getdoc(function) or "",
             mime_type=mime_type,
+            scopes=frozenset(scopes),
         )
         return function
 
     return register
+
+
+def resource_spec_of(uri: str) -> ResourceSpec | None:
+    """The declared resource or template ``uri`` belongs to, if any."""
+    return next((spec for spec in _resources.values() if spec.matches(uri)), None)
 
 
 def registered_resources() -> list[ResourceSpec]:

@@ -23,7 +23,7 @@ from mcp_app.guards.challenges import InsufficientScope, send_challenge
 from mcp_app.principal import PRINCIPAL_SCOPE_KEY, Principal, RequestInfo
 from mcp_app.protocol import jsonrpc
 from mcp_app.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, SESSION_NOT_FOUND
-from mcp_app.protocol.names import JSON, RESUMABLE_SINCE, TOOLS_CALL
+from mcp_app.protocol.names import JSON, RESUMABLE_SINCE
 from mcp_app.protocol.scope import header, is_json_content
 from mcp_app.sessions.event_log import StreamClosed, UnknownEventId
 from mcp_app.sessions.event_queue import EventQueue
@@ -138,18 +138,14 @@ class Endpoint:
         return RequestInfo(principal=self.principal, session_id=session_id, headers=headers)
 
     async def refused_for_scope(self, method, params) -> bool:
-        """For a ``tools/call`` whose tool needs scopes the token lacks: answer HTTP 403
-        ``insufficient_scope`` naming the scope to ask for (what the token has and what the tool
-        needs), so the client authorizes again for it (MCP authorization, scope challenge)."""
-        if method != TOOLS_CALL or not isinstance(params, dict) or not isinstance(params.get("name"), str):
-            return False
-        missing = missing_scopes(self.principal, params["name"])
+        """For a ``tools/call`` or ``resources/read`` that needs scopes the token lacks: answer HTTP
+        403 ``insufficient_scope`` naming the scope to ask for (what the token has and what is
+        needed), so the client authorizes again for it (MCP authorization, scope challenge)."""
+        missing = missing_scopes(self.principal, method, params)
         if not missing:
             return False
         scope = " ".join(sorted(self.principal.scopes | missing))
-        challenge = InsufficientScope(
-            f"The tool {params['name']!r} needs the scope {' '.join(sorted(missing))}.", scope
-        )
+        challenge = InsufficientScope(f"This {method} needs the scope {' '.join(sorted(missing))}.", scope)
         self.response_started = True
         await send_challenge(self._send, challenge, server_origin(self.scope))
         return True

@@ -86,6 +86,10 @@ async def test_the_notes_tools_need_the_notes_scopes(app, user):
         assert refused.status == 403
         assert f'scope="mcp {scope}"' in refused.headers["www-authenticate"]
     assert not await Note.objects.aexists()
+    note = await Note.objects.acreate(owner=user, title="Private", body="not without notes:read")
+    refused = await read(app, token, note.uri)
+    assert refused.status == 403
+    assert 'scope="mcp notes:read"' in refused.headers["www-authenticate"]
 
 
 async def test_subscribers_are_told_when_staff_edit_a_note_in_the_admin(user, django_user_model):
