@@ -8,6 +8,7 @@ A tool someone may not call is, to them, a tool that does not exist.
 import anyio
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from mcp import Client
 from mcp_types import ToolListChangedNotification
@@ -125,3 +126,26 @@ async def test_sessions_are_told_when_the_admin_changes_who_may_call_what(user, 
         with anyio.fail_after(10):
             await inbox.next_of_type(ToolListChangedNotification)
         assert {tool.name for tool in (await client.list_tools()).tools} == {"whoami"}
+
+
+def test_staff_see_every_tool_its_rule_scopes_and_who_holds_its_permission(client, user, by_permission):
+    group = Group.objects.create(name="calculators")
+    group.permissions.add(Permission.objects.get(codename="call_calculate"))
+    user.user_permissions.add(Permission.objects.get(codename="call_add"))
+    staff = get_user_model().objects.create_superuser(username="boss", password="a long staff passphrase")
+    client.force_login(staff)
+    page = client.get("/admin/mcp_app/tool/")
+    assert page.status_code == 200
+    rows = {tool["name"]: tool for tool in page.context["tools"]}
+    assert rows["calculate"]["groups"] == ["calculators"] and rows["add"]["users"] == ["alice"]
+    assert rows["add"]["rule"] == "permission"
+    assert rows["create_note"]["scopes"] == ["notes:write"]
+    assert "Tools without a rule of their own follow" in page.content.decode()
+
+
+def test_the_tools_page_is_for_staff_who_may_see_permissions(client, django_user_model):
+    clerk = django_user_model.objects.create_user(username="clerk", password="a long clerk passphrase", is_staff=True)
+    client.force_login(clerk)
+    assert client.get("/admin/mcp_app/tool/").status_code == 403
+    clerk.user_permissions.add(Permission.objects.get(codename="view_permission"))
+    assert client.get("/admin/mcp_app/tool/").status_code == 200

@@ -30,7 +30,7 @@ MCP_APP_LAYERS = {
     "protocol": set(),
     "principal": set(),
     "models": set(),
-    "admin": {"models"},
+    "admin": {"models", "engine", "tools"},  # the tools page shows each tool's rule
     "apps": {"tools", "engine"},  # finds every app's mcp_tools.py; connects the access signals
     "mcp_tools": {"tools"},  # this app's own tools, declared like any app's
 }
