@@ -18,6 +18,7 @@ on the ``Tool`` model, which has no table: the registry is the list.
 """
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -155,6 +156,11 @@ def install_access(server: MCPServer) -> None:
 
     lowlevel.add_request_handler(TOOLS_LIST, list_entry.params_type, list_tools)
     lowlevel.add_request_handler(TOOLS_CALL, call_entry.params_type, call_tool)
+    _listen_for_changes()
+
+
+@functools.cache  # once per process, however many engines are built (the tests build many)
+def _listen_for_changes() -> None:
     bus.subscribe(_forget_on_change)
 
 

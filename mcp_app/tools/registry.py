@@ -55,10 +55,6 @@ class ToolSpec:
     on_event_loop: bool
     structured_output: bool | None
 
-    @property
-    def permission_codename(self) -> str:
-        return f"call_{self.name}"
-
     def runnable(self) -> Callable[..., Any]:
         """The function as the engine calls it: a coroutine function, wherever it really runs."""
         return _runnable(self.function, self.on_event_loop)
