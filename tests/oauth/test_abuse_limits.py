@@ -5,7 +5,6 @@ Addresses come from the documentation ranges (RFC 5737) so each test picks its o
 """
 
 import json
-import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -19,6 +18,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests.support.browser import _LoopbackIsSecure, find_form
+from tests.support.live_server import environment_without_configuration
 from tests.support.oauth_flow import (
     authorize_params,
     consent_page,
@@ -159,7 +159,7 @@ def test_passwords_are_neither_logged_nor_stored(client, user, settings, caplog)
 
 
 def test_limits_come_from_the_environment():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "DJANGO_"))}
+    env = environment_without_configuration()
     env.update(
         DJANGO_SETTINGS_MODULE="mcpsite.settings",
         MCP_LOGIN_FAILURE_LIMIT="7",

@@ -1,7 +1,6 @@
 """Production refuses insecure settings: system checks with ids and hints."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from mcpsite.checks import CONFIGURATION_TAG
 from mcpsite.env import env_bool, env_int
 from oauth_app.origins import parse_public_url
+from tests.support.live_server import environment_without_configuration
 
 PROJECT = Path(__file__).resolve().parents[2]
 STRONG_KEY = "q8Zt2-JvX1pLmN4rS7uW0yB3eH6kA9cF5gD2hJ8nQ1wE4rT7yU0iO3pL6kJ9hG2fD5s"
@@ -115,7 +115,7 @@ def test_bad_environment_values_name_the_variable(monkeypatch):
 
 def _start(command: list[str], tmp_path, **environment: str) -> subprocess.CompletedProcess:
     """Run a server command with ``environment`` on top of a clean one; it must exit by itself."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "MCP_"))}
+    env = environment_without_configuration()
     env.update(DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3", **environment)
     return subprocess.run(command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=60)
 

@@ -5,7 +5,6 @@ tests/browser/test_browser_pages.py shows that Chromium runs every page under th
 violation."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from oauth2_provider.views import AuthorizationView
 
 from oauth_app.views.authorize import ConsentView
 from tests.support.asgi_client import initialize_message
-from tests.support.live_server import PROJECT_DIR
+from tests.support.live_server import PROJECT_DIR, environment_without_configuration
 from tests.support.oauth_flow import (
     REDIRECT_URI,
     authorize_params,
@@ -290,7 +289,7 @@ _PRINT_SETTINGS = (
 
 def settings_under(**env: str) -> dict:
     """mcpsite.settings as a process with this environment derives them."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MCP_"))}
+    clean = environment_without_configuration()
     result = subprocess.run(
         [sys.executable, "-c", _PRINT_SETTINGS],
         cwd=PROJECT_DIR,
