@@ -54,3 +54,53 @@ class Tool(models.Model):
         managed = False
         default_permissions = ()
         verbose_name = "MCP tool"
+
+
+class Task(models.Model):
+    """A tool call running as a task (the ``io.modelcontextprotocol/tasks`` extension, ``engine/tasks/``).
+
+    The row is the task's state, shared by every worker: whichever worker answers
+    ``tasks/get`` reads it here, while the worker that runs the call writes it.
+    A task belongs to the person and the OAuth client that created it; nobody else
+    can see it.
+    """
+
+    class Status(models.TextChoices):
+        WORKING = "working", "working"
+        INPUT_REQUIRED = "input_required", "input required"  # waiting for the client's answers
+        COMPLETED = "completed", "completed"  # the call returned a result (which may say isError)
+        FAILED = "failed", "failed"  # the call ended in a JSON-RPC error
+        CANCELLED = "cancelled", "cancelled"
+
+    TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    id = models.CharField(primary_key=True, max_length=64, help_text="The taskId: random, unguessable.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mcp_tasks")
+    client_id = models.CharField(max_length=255, help_text="The OAuth client that created it.")
+    tool = models.CharField(max_length=TOOL_NAME_CHARS)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.WORKING, db_index=True)
+    status_message = models.CharField(max_length=ERROR_MESSAGE_CHARS, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True, help_text="Forgotten after this (created_at + ttlMs).")
+    heartbeat_at = models.DateTimeField(
+        default=timezone.now, help_text="Last sign of life of the worker running it (while not finished)."
+    )
+    poll_interval_ms = models.PositiveIntegerField()
+    result = models.JSONField(null=True, blank=True, help_text="The tool's result, once completed.")
+    error = models.JSONField(null=True, blank=True, help_text="The JSON-RPC error, if it failed.")
+    input_requests = models.JSONField(default=dict, blank=True, help_text="Questions waiting for the client, by key.")
+    input_responses = models.JSONField(
+        default=dict, blank=True, help_text="Answers the client sent that the call has not taken yet, by key."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "status"])]
+
+    def __str__(self):
+        return f"{self.tool} ({self.status}) {self.id[:8]}…"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.TERMINAL

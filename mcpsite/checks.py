@@ -152,6 +152,21 @@ def check_cimd_cache_bounds(app_configs=None, **kwargs):
     return []
 
 
+@register(CONFIGURATION_TAG)
+def check_task_bounds(app_configs=None, **kwargs):
+    timeout, ttl = settings.MCP_TASK_TIMEOUT_SECONDS, settings.MCP_TASK_TTL_SECONDS
+    if timeout > ttl:
+        return [
+            Error(
+                f"MCP_TASK_TIMEOUT_SECONDS ({timeout:g}) is above MCP_TASK_TTL_SECONDS ({ttl}).",
+                hint="A task is forgotten after its TTL; its call must end before that. "
+                "Make the timeout at most the TTL.",
+                id="mcpsite.E009",
+            )
+        ]
+    return []
+
+
 class RefusedConfiguration(Exception):
     """The configuration is unsafe or malformed; the message lists why, one check a line."""
 

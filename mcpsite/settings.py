@@ -99,6 +99,15 @@ MCP_TOOL_ACCESS = env_choice("MCP_TOOL_ACCESS", "everyone", ("everyone", "permis
 MCP_TOOL_ACCESS_CACHE_SECONDS = env_seconds("MCP_TOOL_ACCESS_CACHE_SECONDS", 5.0)
 # Seconds a tool call may run; then it is cancelled and answered as a tool error ("timed out").
 MCP_TOOL_CALL_TIMEOUT_SECONDS = env_seconds("MCP_TOOL_CALL_TIMEOUT_SECONDS", 60.0)
+# Tool calls run as tasks (the io.modelcontextprotocol/tasks extension, mcp_app/engine/tasks/).
+# Seconds a task is kept from its creation (its ttlMs); then it is forgotten (housekeeping deletes it).
+MCP_TASK_TTL_SECONDS = env_int("MCP_TASK_TTL_SECONDS", 3600, minimum=1)
+# Seconds a task's call may run (instead of MCP_TOOL_CALL_TIMEOUT_SECONDS); at most MCP_TASK_TTL_SECONDS.
+MCP_TASK_TIMEOUT_SECONDS = env_seconds("MCP_TASK_TIMEOUT_SECONDS", 1800.0)
+# The polling interval tasks suggest to clients (pollIntervalMs), in milliseconds.
+MCP_TASK_POLL_INTERVAL_MS = env_int("MCP_TASK_POLL_INTERVAL_MS", 1000, minimum=1)
+# Unfinished tasks one person may have at once; one more tools/call that would start a task is refused.
+MCP_MAX_ACTIVE_TASKS_PER_USER = env_int("MCP_MAX_ACTIVE_TASKS_PER_USER", 10, minimum=1)
 # Seconds a validated bearer token is trusted without asking the database again;
 # a revoked token keeps working that long. 0: look every request up.
 MCP_TOKEN_CACHE_SECONDS = env_int("MCP_TOKEN_CACHE_SECONDS", 30, minimum=0)

@@ -4,7 +4,8 @@
 adds it to an ``MCPServer``. Wrapping the whole handling of a call, it sees
 all three ways one can end: a result, a result with ``isError`` (the tool ran
 and failed), and a JSON-RPC error (unknown tool, bad arguments, a call before
-initialization, a cancelled call), and times it.
+initialization, a cancelled call), and times it. A request that starts a task
+(``engine/tasks/``) is not a row: the task's own call is, when it ends.
 
 A call is answered only once its row is committed, so an answered call is a
 recorded call even if the process dies right after. The rows are written by
@@ -63,8 +64,11 @@ async def record_tool_calls(ctx: ServerRequestContext[Any, Any], call_next: Call
     arrived = timezone.now()
     started = time.perf_counter()
     outcome, error_code, error_message = ToolCall.Outcome.PROTOCOL_ERROR, None, ""
+    record = True
     try:
         result = await call_next(ctx)
+        if _starts_task(result):
+            record = False  # the task's own call is the call: it is recorded when it ends
         outcome, error_message = _outcome_of(result)
         return result
     except MCPError as exc:
@@ -81,8 +85,13 @@ async def record_tool_calls(ctx: ServerRequestContext[Any, Any], call_next: Call
         raise
     finally:
         duration_ms = (time.perf_counter() - started) * 1000
-        with anyio.CancelScope(shield=True):  # a cancelled call is recorded too
-            await _save(ctx, arrived, outcome, error_code, error_message, duration_ms)
+        if record:
+            with anyio.CancelScope(shield=True):  # a cancelled call is recorded too
+                await _save(ctx, arrived, outcome, error_code, error_message, duration_ms)
+
+
+def _starts_task(result: HandlerResult) -> bool:
+    return isinstance(result, Mapping) and result.get("resultType") == "task"
 
 
 def _outcome_of(result: HandlerResult) -> tuple[str, str]:

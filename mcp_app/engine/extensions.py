@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from mcp.server.mcpserver import MCPServer
 
 from mcp_app.engine.completions import Completions
+from mcp_app.engine.tasks.extension import TasksExtension
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Features:
     """What the engine offers an extension beyond ``MCPServer`` itself."""
 
     completions: Completions  # add completers for prompt and resource-template arguments
+    tasks: TasksExtension  # let tools run as tasks (tasks.support(name, mode))
 
 
 def load_extensions(paths) -> list:

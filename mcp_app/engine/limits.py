@@ -20,6 +20,9 @@ time as a tool error.
   while that many calls of its session are running is refused with
   ``TOO_MANY_RUNNING_CALLS``. A session is owned by one worker, so the count is in-process.
   A stateless-era call has no session: its token's calls running in this worker count instead.
+- **Tasks**: a call that runs as a task (``engine/tasks/``) was counted when the request that
+  created it was; its own run is not counted again, and its time limit is
+  ``MCP_TASK_TIMEOUT_SECONDS``.
 - **Time** (``MCP_TOOL_CALL_TIMEOUT_SECONDS``): past it the call is cancelled (an anyio
   cancel scope around the handler, which the SDK runs under anyio) and answered as a
   tool error, ``isError: true`` with "Tool call timed out after N s". A tool cancels at
@@ -47,6 +50,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
+from mcp_app.engine.tasks.current import current_task
 from mcp_app.principal import RequestInfo
 from mcp_app.protocol.errors import RATE_LIMITED, TOO_MANY_RUNNING_CALLS
 from mcp_app.protocol.names import STATELESS_PROTOCOL_VERSIONS, TOOLS_CALL
@@ -70,6 +74,12 @@ async def limit_tool_calls(ctx: ServerRequestContext[Any, Any], call_next: CallN
     """Server middleware: refuse a ``tools/call`` over the limits, bound the time of the others."""
     if ctx.method != TOOLS_CALL or ctx.request_id is None:
         return await call_next(ctx)
+    if current_task() is not None:
+        # A task's own call: counted when the request that created the task was; its own time limit.
+        timeout = settings.MCP_TASK_TIMEOUT_SECONDS
+        with anyio.move_on_after(timeout):
+            return await call_next(ctx)
+        return _timed_out(timeout, stateless=True)
     # Calls come from the transports with the caller attached; one without (in-process tests
     # of tools) has no token and no session to count against, only the time limit applies.
     info = ctx.request if isinstance(ctx.request, RequestInfo) else None

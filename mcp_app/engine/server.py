@@ -23,7 +23,9 @@ from mcp_app.engine.limits import install_limits
 from mcp_app.engine.logging_level import install_logging_level
 from mcp_app.engine.request_state import request_state_security
 from mcp_app.engine.subscriptions import install_subscriptions
+from mcp_app.engine.tasks.extension import TasksExtension
 from mcp_app.tools import register_tools
+from mcp_app.tools.registry import registered
 
 SERVER_NAME = "django-mcp"
 SERVER_VERSION = "2026.12"  # what serverInfo says; changes with the protocol surface (CHANGELOG.md)
@@ -51,6 +53,7 @@ CACHE_HINTS = {
 def build_server(extensions: list[str] | tuple[str, ...] = ()) -> MCPServer:
     """A new engine with this project's tools and features, and the ``extensions`` (import paths) installed."""
     # The lifespan is entered once per session: its value is that session's state.
+    tasks = TasksExtension()  # tool calls that run on as tasks (engine/tasks/)
     server = MCPServer(
         name=SERVER_NAME,
         version=SERVER_VERSION,
@@ -59,15 +62,19 @@ def build_server(extensions: list[str] | tuple[str, ...] = ()) -> MCPServer:
         request_state_security=request_state_security(),
         cache_hints=CACHE_HINTS,
         subscriptions=bus,  # subscriptions/listen, fed from every worker
+        extensions=[tasks],
     )
     if not settings.MCP_OPENTELEMETRY:
         sdk.drop_opentelemetry(server)
     extension_modules = load_extensions(extensions)  # first: their @mcp_tool declarations join the registry
     register_tools(server)
+    for spec in registered():
+        if spec.task is not None:
+            tasks.support(spec.name, spec.task)
     track_sessions(server)
     install_logging_level(server)
     install_subscriptions(server)
-    features = Features(completions=install_completions(server))
+    features = Features(completions=install_completions(server), tasks=tasks)
     install_extensions(server, features, extension_modules)
     # After every tool is added: unknown tools and bad arguments are answered as invalid params.
     require_valid_arguments(server)

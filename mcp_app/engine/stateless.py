@@ -16,45 +16,37 @@ JSON-RPC notification dicts; the transport decides how they travel.
 """
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import anyio
-from mcp.server.connection import Connection
-from mcp.server.runner import modern_error_data, serve_one
-from mcp.shared.exceptions import NoBackChannelError
+from mcp.server.runner import modern_error_data
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
     InboundLadderRejection,
     InboundModernRoute,
     classify_inbound_request,
+    decode_header_value,
     find_duplicated_routing_header,
     validate_mcp_param_headers,
 )
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
-from mcp_types import ErrorData, ProgressToken, RequestId
+from mcp_types import ErrorData
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from mcp_app.engine.connected import ConnectedClient
+from mcp_app.engine.exchange import Exchange, Notify, serve_exchange
 from mcp_app.engine.server import get_server
 from mcp_app.principal import RequestInfo
 from mcp_app.protocol.errors import HEADER_MISMATCH
-from mcp_app.protocol.names import TOOLS_CALL
+from mcp_app.protocol.names import MCP_NAME_HEADER, TASK_METHODS, TOOLS_CALL
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MODERN_PROTOCOL_VERSIONS", "Rejection", "check", "error_of", "http_status_of", "serve"]
 
 TRANSPORT_KIND = "streamable-http"
-# What stateless requests see as their per-session state: they have no session, and the
-# features that kept per-session state (logging/setLevel, resources/subscribe) are not
-# served in this era. Never in the set of notifiable clients (`connected.reachable_clients`).
-_STATELESS = ConnectedClient()
-
-Notify = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -82,6 +74,15 @@ def check(request: Mapping[str, Any], headers: Mapping[str, str], raw_headers) -
     if isinstance(verdict, InboundLadderRejection):
         return _rejection(verdict.code, verdict.message, verdict.data)
     params = request.get("params") or {}
+    task_id = params.get("taskId") if isinstance(params, Mapping) else None
+    # SEP-2663: tasks/* carry the task id in Mcp-Name (for routing); the SDK's ladder knows only
+    # the core methods' names, so this one is checked here, the same way.
+    if (
+        request.get("method") in TASK_METHODS
+        and isinstance(task_id, str)
+        and (decode_header_value(headers.get(MCP_NAME_HEADER)) != task_id)
+    ):
+        return _rejection(HEADER_MISMATCH, f"{MCP_NAME_HEADER} header does not match the request body's 'taskId'")
     if request.get("method") == TOOLS_CALL and isinstance(params.get("name"), str):
         schema = get_server().get_tool_input_schema(params["name"])
         arguments = params.get("arguments")
@@ -96,39 +97,6 @@ def _rejection(code: int, message: str, data: Any = None) -> Rejection:
     return Rejection(ErrorData(code=code, message=message, data=data), http_status_of(code))
 
 
-@dataclass(eq=False)
-class _Exchange:
-    """The SDK's dispatch context for one HTTP exchange: no back-channel, notifications on this request's stream."""
-
-    transport: TransportContext
-    request_id: RequestId
-    message_metadata: ServerMessageMetadata
-    on_notification: Notify
-    progress_token: ProgressToken | None = None
-    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
-    can_send_request: bool = False
-
-    async def send_raw_request(self, method: str, params: Mapping[str, Any] | None, opts=None) -> dict[str, Any]:
-        # The stateless era asks the client for input through input-required results, never mid-request.
-        raise NoBackChannelError(method)
-
-    async def notify(self, method: str, params: Mapping[str, Any] | None, opts=None) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = dict(params)
-        await self.on_notification(message)
-
-    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
-        if self.progress_token is None:
-            return
-        params: dict[str, Any] = {"progressToken": self.progress_token, "progress": progress}
-        if total is not None:
-            params["total"] = total
-        if message is not None:
-            params["message"] = message
-        await self.notify("notifications/progress", params)
-
-
 async def serve(
     route: InboundModernRoute,
     request: Mapping[str, Any],
@@ -138,17 +106,15 @@ async def serve(
 ) -> dict[str, Any]:
     """The result of one checked request; raises what the handler chain raises (``error_of`` maps it)."""
     params = request.get("params")
-    exchange = _Exchange(
+    exchange = Exchange(
         transport=TransportContext(kind=TRANSPORT_KIND, can_send_request=False, headers=headers),
         request_id=request["id"],
         message_metadata=ServerMessageMetadata(request_context=info),
         on_notification=on_notification,
         progress_token=progress_token_from_params(params),
     )
-    connection = Connection.from_envelope(route.protocol_version, route.client_info, route.client_capabilities)
-    return await serve_one(
-        get_server(), exchange, request["method"], params, connection=connection, lifespan_state=_STATELESS
-    )
+    envelope = (route.protocol_version, route.client_info, route.client_capabilities)
+    return await serve_exchange(exchange, request["method"], params, envelope)
 
 
 def error_of(exc: Exception) -> ErrorData:

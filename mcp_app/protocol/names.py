@@ -1,5 +1,7 @@
 """Names from the MCP specification and HTTP, written once."""
 
+from mcp_types import CLIENT_CAPABILITIES_META_KEY as CLIENT_CAPABILITIES_META_KEY  # re-exported
+from mcp_types import CLIENT_INFO_META_KEY as CLIENT_INFO_META_KEY  # re-exported
 from mcp_types import PROTOCOL_VERSION_META_KEY as PROTOCOL_VERSION_META_KEY  # re-exported
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
@@ -13,6 +15,12 @@ RESOURCES_READ = "resources/read"
 SET_LOGGING_LEVEL = "logging/setLevel"
 SUBSCRIBE = "resources/subscribe"
 UNSUBSCRIBE = "resources/unsubscribe"
+# The tasks extension (SEP-2663, stateless era): tool calls that run on after their request.
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+TASKS_GET = "tasks/get"
+TASKS_UPDATE = "tasks/update"
+TASKS_CANCEL = "tasks/cancel"
+TASK_METHODS = (TASKS_GET, TASKS_UPDATE, TASKS_CANCEL)  # their Mcp-Name header is params.taskId
 
 # -- HTTP headers (lower case, as ASGI delivers them) ---------------------------------------
 MCP_SESSION_ID_HEADER = "mcp-session-id"

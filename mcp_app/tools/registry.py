@@ -54,6 +54,7 @@ class ToolSpec:
     access: Access
     on_event_loop: bool
     structured_output: bool | None
+    task: Literal["optional", "required"] | None  # runs as a task for clients that take tasks
 
     def runnable(self) -> Callable[..., Any]:
         """The function as the engine calls it: a coroutine function, wherever it really runs."""
@@ -98,6 +99,7 @@ def mcp_tool(
     access: Access = None,
     on_event_loop: bool = False,
     structured_output: bool | None = None,
+    task: Literal["optional", "required"] | None = None,
 ):
     """Register ``function`` as an MCP tool; returns it unchanged. Usable bare or with options.
 
@@ -107,7 +109,12 @@ def mcp_tool(
     ``scopes``: the OAuth scopes a token needs to call it (beyond the server's own), as names
     declared with ``mcp_scope``, or as ``{name: description}`` to declare them here. A token
     without them is answered HTTP 403 ``insufficient_scope`` naming them, and clients authorize
-    again for the wider scope (step-up)."""
+    again for the wider scope (step-up).
+
+    ``task``: a long call may run as a task (MCP's tasks extension): the client gets a task id
+    at once and polls for the result, which outlives the request, the client's connection and
+    ``MCP_TOOL_CALL_TIMEOUT_SECONDS``. ``"optional"``: only for clients that take tasks, others
+    wait for the call as usual; ``"required"``: clients that do not take tasks are refused."""
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
         if isinstance(scopes, Mapping):
@@ -116,6 +123,8 @@ def mcp_tool(
         spec_annotations = annotations
         if spec_annotations is None and read_only:
             spec_annotations = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+        if task not in (None, "optional", "required"):
+            raise ValueError(f"task must be 'optional', 'required' or None; got {task!r}")
         if access is not None and not callable(access) and access not in ACCESS_CHOICES:
             raise ValueError(f"access must be one of {ACCESS_CHOICES}, a function of the user, or None; got {access!r}")
         spec = ToolSpec(
@@ -128,6 +137,7 @@ def mcp_tool(
             access=access,
             on_event_loop=on_event_loop,
             structured_output=structured_output,
+            task=task,
         )
         existing = _registry.get(spec.name)
         if existing is not None and existing.function is not function:

@@ -217,3 +217,9 @@ def test_cimd_settings_default_to_dots_and_follow_the_environment(tmp_path):
     }
     with_ca = _cimd_settings_under(tmp_path, MCP_CIMD_TEST_LOOPBACK_CA="/tmp/ca.pem")
     assert with_ca["CIMD_METADATA_FETCHER"] == "tests.support.cimd.LoopbackTestFetcher"
+
+
+def test_a_task_call_must_end_before_the_task_is_forgotten(production):
+    assert "mcpsite.E009" in _ids(production, MCP_TASK_TIMEOUT_SECONDS=7200.0, MCP_TASK_TTL_SECONDS=3600)
+    assert "mcpsite.E009" not in _ids(production, MCP_TASK_TIMEOUT_SECONDS=3600.0, MCP_TASK_TTL_SECONDS=3600)
+    assert "mcpsite.E009" in _ids(production, DEBUG=True, MCP_TASK_TIMEOUT_SECONDS=61.0, MCP_TASK_TTL_SECONDS=60)

@@ -278,6 +278,54 @@ def run_requirement_set(
     return SuiteRun(name, scenarios, completed.stdout, completed.stderr, completed.returncode)
 
 
+def tasks_scenarios(revision: str = "2026-07-28") -> tuple[str, ...]:
+    """The tasks extension's server scenarios (``tasks-*``) that requirement set ``revision`` lists."""
+    requirements = read_requirements(revision)
+    return tuple(name for name in (*requirements.scored, *requirements.not_scored) if name.startswith("tasks-"))
+
+
+def run_scenario(
+    url: str,
+    scenario: str,
+    spec_version: str,
+    output_dir: Path,
+    *,
+    timeout: float = SUITE_TIMEOUT,
+    scenario_timeout_ms: int = SCENARIO_TIMEOUT_MS,
+) -> ScenarioResult:
+    """Run one server scenario alone at ``spec_version``, with ``--force`` (run even where the suite
+    would not apply it by itself, e.g. an extension outside a requirement set)."""
+    _check_installed()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(NODE),
+        str(CONFORMANCE_CLI),
+        "server",
+        "--url",
+        url,
+        "--scenario",
+        scenario,
+        "--spec-version",
+        spec_version,
+        "--force",
+        "--timeout",
+        str(scenario_timeout_ms),
+        "--output-dir",
+        str(output_dir),
+    ]
+    try:
+        completed = subprocess.run(command, cwd=output_dir, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise SuiteError(
+            f"conformance {scenario} did not finish within {timeout}s:\n{exc.stdout}\n{exc.stderr}"
+        ) from None
+    written = _written_results(output_dir, "server")
+    if scenario not in written:
+        output = f"{completed.stdout}\n{completed.stderr}"
+        return ScenarioResult(scenario, crashed=f"exit {completed.returncode}: {output[-2000:]}")
+    return ScenarioResult(scenario, written[scenario])
+
+
 # -- authorization server scenarios --------------------------------------------------------
 async def run_authorization_suite(
     issuer: str,

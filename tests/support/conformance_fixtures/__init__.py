@@ -14,6 +14,7 @@ It is an engine extension: a server loads it only when ``MCP_EXTENSIONS`` names
 
     tools.py           tools, the 2020-12 schema tool, the list-change triggers
     input_required.py  the input-required tools and prompt (SEP-2322)
+    tasks.py           the tools of the tasks extension's scenarios (SEP-2663)
     prompts.py         prompts and completion
     resources.py       resources and the resource template
     media.py           the image, audio and embedded text they return
@@ -22,7 +23,7 @@ It is an engine extension: a server loads it only when ``MCP_EXTENSIONS`` names
 from mcp.server.mcpserver import MCPServer
 
 from mcp_app.engine.extensions import Features
-from tests.support.conformance_fixtures import input_required, prompts, resources, tools
+from tests.support.conformance_fixtures import input_required, prompts, resources, tasks, tools
 
 # This package's import path: what MCP_EXTENSIONS names to load it.
 CONFORMANCE_FIXTURES = __name__
@@ -33,3 +34,4 @@ def install(server: MCPServer, features: Features) -> None:
     input_required.install(server)
     prompts.install(server, features)
     resources.install(server)
+    tasks.install(server, features.tasks)

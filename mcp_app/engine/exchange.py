@@ -1,0 +1,71 @@
+"""How the engine serves one request outside of any session: an ``Exchange``, the SDK's
+dispatch context for it, and ``serve_exchange``.
+
+A stateless-era POST (``stateless.py``) has no back channel: the engine's
+notifications about the request go to its response stream. A task's call
+(``tasks/runner.py``) builds on it with a back channel of its own.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from mcp.server.connection import Connection
+from mcp.server.runner import serve_one
+from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp_types import ProgressToken, RequestId
+
+from mcp_app.engine.connected import ConnectedClient
+
+Notify = Callable[[dict[str, Any]], Awaitable[None]]
+
+# What stateless requests see as their per-session state: they have no session, and the
+# features that kept per-session state (logging/setLevel, resources/subscribe) are not
+# served in this era. Never in the set of notifiable clients (`connected.reachable_clients`).
+_STATELESS = ConnectedClient()
+
+
+@dataclass(eq=False)
+class Exchange:
+    """The SDK's dispatch context for one HTTP exchange: no back-channel, notifications on this request's stream.
+    (A task's call has one of its own, ``tasks/runner.py``.)"""
+
+    transport: TransportContext
+    request_id: RequestId
+    message_metadata: ServerMessageMetadata
+    on_notification: Notify
+    progress_token: ProgressToken | None = None
+    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
+    can_send_request: bool = False
+
+    async def send_raw_request(self, method: str, params: Mapping[str, Any] | None, opts=None) -> dict[str, Any]:
+        # The stateless era asks the client for input through input-required results, never mid-request.
+        raise NoBackChannelError(method)
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None, opts=None) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = dict(params)
+        await self.on_notification(message)
+
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        if self.progress_token is None:
+            return
+        params: dict[str, Any] = {"progressToken": self.progress_token, "progress": progress}
+        if total is not None:
+            params["total"] = total
+        if message is not None:
+            params["message"] = message
+        await self.notify("notifications/progress", params)
+
+
+async def serve_exchange(exchange, method: str, params: Mapping[str, Any] | None, envelope: tuple) -> dict[str, Any]:
+    """Serve ``method`` through ``exchange``, for a client described by ``envelope``:
+    (protocol version, client info, client capabilities) as its request's ``_meta`` gave them."""
+    from mcp_app.engine.server import get_server  # here: the engine's modules (tasks too) are imported by it
+
+    connection = Connection.from_envelope(*envelope)
+    return await serve_one(get_server(), exchange, method, params, connection=connection, lifespan_state=_STATELESS)
