@@ -1,4 +1,5 @@
-"""The MCP side in the admin: the tool-call audit trail, and the tools themselves.
+"""The MCP side in the admin: the tool-call audit trail, the tools themselves, and the
+tasks (tool calls running on in the background), per person.
 
 Nobody adds or edits tool calls by hand; only superusers may delete them
 (e.g. to purge old rows), so staff who can read the trail cannot trim it.
@@ -6,13 +7,16 @@ The tools page is an overview (the registry is the list): each tool's access
 rule, scopes and who holds its permission.
 """
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
-from mcp_app.models import Tool, ToolCall
+from mcp_app.engine.tasks import store
+from mcp_app.engine.tasks.signals import CANCEL, signals
+from mcp_app.models import Task, Tool, ToolCall
 
 
 @admin.register(ToolCall)
@@ -44,6 +48,54 @@ class ToolCallAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_superuser
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    """Tasks are written by the server only. Staff who may change tasks can cancel running ones
+    (the worker running each is told at once, wherever it is); the task's owner sees it
+    cancelled on their next tasks/get."""
+
+    list_display = ("created_at", "tool", "status", "user", "client_id", "status_message", "updated_at")
+    list_filter = ("status", "tool", "created_at")
+    search_fields = ("user__username", "tool", "id")
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+    list_per_page = 100
+    actions = ("cancel_tasks",)
+    fields = (
+        "id",
+        "user",
+        "client_id",
+        "tool",
+        "status",
+        "status_message",
+        "created_at",
+        "updated_at",
+        "expires_at",
+        "heartbeat_at",
+        "input_requests",
+        "result",
+        "error",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("mcp_app.change_task")
+
+    @admin.action(description="Cancel the selected running tasks", permissions=["cancel"])
+    def cancel_tasks(self, request, queryset):
+        cancelled = 0
+        for task_id in queryset.filter(status__in=store.ACTIVE).values_list("id", flat=True):
+            if store.cancel_now(task_id, message=f"Cancelled by {request.user.get_username()} (staff)"):
+                async_to_sync(signals.send)(task_id, CANCEL)
+                cancelled += 1
+        self.message_user(request, f"{cancelled} running task(s) cancelled.", messages.SUCCESS)
 
 
 @admin.register(Tool)

@@ -4,6 +4,7 @@ limits middleware, and the extensions that settings name. Sessions drive its
 low-level server."""
 
 from functools import cache
+from weakref import WeakKeyDictionary
 
 from django.conf import settings
 from mcp.server.caching import CacheHint
@@ -30,8 +31,8 @@ from mcp_app.tools.registry import registered
 SERVER_NAME = "django-mcp"
 SERVER_VERSION = "2026.12"  # what serverInfo says; changes with the protocol surface (CHANGELOG.md)
 INSTRUCTIONS = (
-    "Math tools (add, subtract, multiply, divide, power, sqrt, calculate) and whoami, "
-    "which tells who you are signed in as."
+    "Math tools (add, subtract, multiply, divide, power, sqrt, calculate), whoami, "
+    "which tells who you are signed in as, and countdown, a long call that runs as a task."
 )
 # Cache hints of the stateless era's list results (and discover). A list the same for everyone
 # may be shared ("public"); one that depends on who asks must say "private". A minute keeps
@@ -48,6 +49,9 @@ CACHE_HINTS = {
     # A resource's content may change at any time; subscribers are told when.
     "resources/read": CacheHint(ttl_ms=0, scope="private"),
 }
+
+
+_tasks_of: WeakKeyDictionary[MCPServer, TasksExtension] = WeakKeyDictionary()
 
 
 def build_server(extensions: list[str] | tuple[str, ...] = ()) -> MCPServer:
@@ -81,7 +85,13 @@ def build_server(extensions: list[str] | tuple[str, ...] = ()) -> MCPServer:
     install_access(server)  # outermost: a tool the caller may not use is unknown to them
     install_audit(server)
     install_limits(server)  # inside the audit: refused and timed-out calls are recorded
+    _tasks_of[server] = tasks
     return server
+
+
+def tasks_of(server: MCPServer) -> TasksExtension:
+    """The tasks extension of an engine ``build_server`` made: ``tasks_of(server).support(tool, mode)``."""
+    return _tasks_of[server]
 
 
 @cache

@@ -20,7 +20,7 @@ from oauth2_provider.models import (
 )
 from oauth2_provider.settings import oauth2_settings
 
-from mcp_app.models import ToolCall
+from mcp_app.models import Task, ToolCall
 from oauth_app.models import AuthEvent, RedeemedCode
 from tests.support.oauth_flow import full_flow, register
 
@@ -224,12 +224,21 @@ def test_a_second_run_removes_nothing(user, settings):
     for age in (DAY * 100, DAY):
         tool_call(age)
         auth_event(age)
+    for expires_in in (-DAY, DAY):
+        Task.objects.create(
+            id=f"task{expires_in.days}",
+            user=user,
+            client_id=used.client_id,
+            tool="countdown",
+            expires_at=timezone.now() + expires_in,
+            poll_interval_ms=1000,
+        )
 
     first = run()
     assert all(count >= 1 for what, count in first.items() if what != "expired refresh tokens"), first
     left = {
         model: ids(model)
-        for model in (Application, AccessToken, RefreshToken, Grant, RedeemedCode, ToolCall, AuthEvent)
+        for model in (Application, AccessToken, RefreshToken, Grant, RedeemedCode, ToolCall, AuthEvent, Task)
     }
     second = run()
     assert set(second.values()) == {0}, second

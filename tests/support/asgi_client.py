@@ -76,13 +76,10 @@ async def http(
     return HTTPResult(start["status"], headers_out, b"".join(chunks))
 
 
-def initialize_message(request_id=0, version=PROTOCOL_VERSION):
-    return {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "initialize",
-        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "tests", "version": "1"}},
-    }
+def initialize_message(request_id=0, version=PROTOCOL_VERSION, capabilities: dict | None = None):
+    client = {"name": "tests", "version": "1"}
+    params = {"protocolVersion": version, "capabilities": capabilities or {}, "clientInfo": client}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "initialize", "params": params}
 
 
 @dataclass
@@ -108,8 +105,8 @@ class StreamableHTTPClient:
     async def post(self, message: dict, **headers) -> HTTPResult:
         return await http(self.app, "POST", "/mcp", json.dumps(message).encode(), self.headers(**headers))
 
-    async def initialize(self) -> dict:
-        result = await self.post(initialize_message())
+    async def initialize(self, capabilities: dict | None = None) -> dict:
+        result = await self.post(initialize_message(capabilities=capabilities))
         assert result.status == 200, result
         self.session_id = result.headers["mcp-session-id"]
         assert (await self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})).status == 202

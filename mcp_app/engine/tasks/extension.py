@@ -39,7 +39,7 @@ from mcp_app.engine.tasks import runner, store
 from mcp_app.engine.tasks.current import current_task
 from mcp_app.engine.tasks.signals import ANSWERED, CANCEL, signals
 from mcp_app.principal import RequestInfo
-from mcp_app.protocol.errors import INVALID_PARAMS, TOO_MANY_RUNNING_CALLS
+from mcp_app.protocol.errors import INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY, TOO_MANY_RUNNING_CALLS
 from mcp_app.protocol.names import (
     CLIENT_CAPABILITIES_META_KEY,
     CLIENT_INFO_META_KEY,
@@ -75,8 +75,11 @@ class TasksExtension(Extension):
         self._tools: dict[str, TaskSupport] = {}
 
     # -- which tools -------------------------------------------------------------------------
-    def support(self, tool: str, mode: Mode = "optional", *, gather: Gather | None = None) -> None:
-        """Let ``tool`` run as a task (see the module docstring for ``mode`` and ``gather``)."""
+    def support(self, tool: str, mode: Mode | None = "optional", *, gather: Gather | None = None) -> None:
+        """Let ``tool`` run as a task (see the module docstring for ``mode`` and ``gather``); None: no more."""
+        if mode is None:
+            self._tools.pop(tool, None)
+            return
         if mode not in MODES:
             raise ValueError(f"task support must be one of {MODES}; got {mode!r}")
         self._tools[tool] = TaskSupport(mode, gather)
@@ -101,7 +104,7 @@ class TasksExtension(Extension):
             return await call_next(ctx)
         if not declares_tasks(ctx):
             if support.mode == "required":
-                require_client_extension(ctx, TASKS_EXTENSION)  # raises -32021 naming the extension
+                raise _tasks_required(params.name)
             return await call_next(ctx)
         info = ctx.request if isinstance(ctx.request, RequestInfo) else None
         if info is None:  # no caller to own a task (the engine driven in-process): run it here
@@ -159,6 +162,18 @@ def _owner(ctx: ServerRequestContext[Any, Any]):
     if not isinstance(ctx.request, RequestInfo):
         raise _unknown("")
     return ctx.request.principal
+
+
+def _tasks_required(tool: str) -> MCPError:
+    # The SDK's require_client_extension would let a handshake-era client that declared the
+    # extension through; there the extension does not exist (SEP-2663), so the tool cannot run.
+    versions = ", ".join(sorted(MODERN_PROTOCOL_VERSIONS))
+    return MCPError(
+        MISSING_REQUIRED_CLIENT_CAPABILITY,
+        f"Tool {tool} runs only as a task: it needs the {TASKS_EXTENSION} extension, declared in the "
+        f"request's capabilities, at protocol version {versions}",
+        {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}},
+    )
 
 
 def _unknown(task_id: str) -> MCPError:

@@ -58,8 +58,14 @@ class Call:
 class Run:
     task_id: str
     answered: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) when it asks or ends
     job: asyncio.Task | None = None
+    stopping: bool = False  # the process is shutting down: the task fails, it was not cancelled
     keys: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def announce_change(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
 
 
 _runs: dict[str, Run] = {}  # task id -> its run in this process
@@ -69,14 +75,27 @@ def running_here() -> int:
     return len(_runs)
 
 
-def _on_signal(task_id: str, kind: str) -> bool:
+def change_of(task_id: str) -> asyncio.Event:
+    """An event set at the next change of ``task_id``'s run in this process (a question asked, the end);
+    already set if this process does not run it (any more). Take it before reading the task's state."""
     run = _runs.get(task_id)
     if run is None:
+        done = asyncio.Event()
+        done.set()
+        return done
+    return run.changed
+
+
+def _on_signal(task_id: str, kind: str) -> bool:
+    run = _runs.get(task_id)
+    if run is None or run.job is None:
         return False
-    if kind == CANCEL and run.job is not None:
-        run.job.cancel()
+    # On the run's own loop: a signal may come from another thread (a sync view's async_to_sync).
+    loop = run.job.get_loop()
+    if kind == CANCEL:
+        loop.call_soon_threadsafe(run.job.cancel)
     elif kind == ANSWERED:
-        run.answered.set()
+        loop.call_soon_threadsafe(run.answered.set)
     return True
 
 
@@ -124,23 +143,33 @@ async def _run(run: Run, call: Call) -> None:
     except asyncio.CancelledError:  # tasks/cancel (a signal), or the process shutting down
         work.cancel()
         await asyncio.gather(work, return_exceptions=True)
-        await asyncio.shield(store.cancel(run.task_id))
+        if run.stopping:
+            stopped = store.finish(
+                run.task_id, store.Status.FAILED, error=store.STOPPED_ERROR, message=store.STOPPED_ERROR["message"]
+            )
+            await asyncio.shield(stopped)
+        else:
+            await asyncio.shield(store.cancel(run.task_id))
         raise
     except Exception:  # the database failed us; the heartbeat stops, so tasks/get reports the task failed
         log.exception("task %s: could not record how it ended", run.task_id[:8])
     finally:
         _runs.pop(run.task_id, None)
+        run.announce_change()
 
 
 async def _drop(_message: dict[str, Any]) -> None:
     """Notifications of a task's call: none is delivered (its progress is its status message)."""
 
 
-async def cancel_everything_here() -> None:
-    """Cancel every task this process runs (it is shutting down); each is marked cancelled."""
-    jobs = [run.job for run in _runs.values() if run.job is not None]
-    for job in jobs:
-        job.cancel()
+async def stop_everything_here() -> None:
+    """Stop every task this process runs, as it shuts down: each fails, saying the server stopped."""
+    jobs = []
+    for run in list(_runs.values()):
+        if run.job is not None:
+            run.stopping = True
+            run.job.cancel()
+            jobs.append(run.job)
     await asyncio.gather(*jobs, return_exceptions=True)
 
 
@@ -159,6 +188,7 @@ class TaskExchange(Exchange):
         if params is not None:
             request["params"] = dict(params)
         await store.ask(run.task_id, key, request)
+        run.announce_change()
         while True:
             run.answered.clear()  # before looking: an answer arriving after the look sets it again
             found, answer = await store.take_answer(run.task_id, key)

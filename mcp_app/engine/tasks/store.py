@@ -31,7 +31,8 @@ ACTIVE = (Status.WORKING, Status.INPUT_REQUIRED)
 # (the process died) is failed by the next tasks/get, not left working until it expires.
 HEARTBEAT_SECONDS = 5.0
 ORPHANED_AFTER_SECONDS = 30.0
-ORPHANED_ERROR = {"code": -32603, "message": "The server process running this task stopped"}
+# How a task ends whose server process stopped: shut down (runner.stop_everything_here) or died.
+STOPPED_ERROR = {"code": -32603, "message": "The server process running this task stopped"}
 
 
 def new_task_id() -> str:
@@ -103,7 +104,7 @@ def find(principal: Principal, task_id: str) -> Task | None:
     if task is not None and task.status in ACTIVE:
         silent = (timezone.now() - task.heartbeat_at).total_seconds()
         if silent > ORPHANED_AFTER_SECONDS:
-            _finish(task.id, Status.FAILED, error=ORPHANED_ERROR, message=ORPHANED_ERROR["message"])
+            _finish(task.id, Status.FAILED, error=STOPPED_ERROR, message=STOPPED_ERROR["message"])
             task.refresh_from_db()
     return task
 
@@ -135,10 +136,12 @@ def answer(task_id: str, responses: dict[str, Any]) -> bool:
         return True
 
 
-@database_sync_to_async
-def cancel(task_id: str, message: str = "Cancelled by the client") -> bool:
+def cancel_now(task_id: str, message: str = "Cancelled by the client") -> bool:
     """Mark the task cancelled unless it has ended; whether it was still running."""
     return _finish(task_id, Status.CANCELLED, message=message)
+
+
+cancel = database_sync_to_async(cancel_now)
 
 
 # -- the runner's side -------------------------------------------------------------------------
@@ -202,9 +205,3 @@ def _finish(task_id: str, status: str, *, result=None, error=None, message: str 
         updated_at=timezone.now(),
     )
     return bool(updated)
-
-
-# -- housekeeping ---------------------------------------------------------------------------
-def delete_expired(now: datetime | None = None) -> int:
-    deleted, _ = Task.objects.filter(expires_at__lte=now or timezone.now()).delete()
-    return deleted
