@@ -24,6 +24,8 @@ request went to and the Mcp-Session-Id it carried.
 - /healthz: 200 with every check "ok" on each worker and through nginx, every time it is
   asked; and a forwarded request is answered promptly, whatever the worker's own door does.
 - A token revoked in the admin is refused by every worker within MCP_TOKEN_CACHE_SECONDS.
+- A task started on worker 1 is followed, answered and cancelled through worker 2: its state is
+  in PostgreSQL, and the answer and the cancel reach the call running on worker 1 over Redis.
 - X-Forwarded-For is believed from nginx (which overwrites what a client sends), from nobody else.
 """
 
@@ -59,7 +61,7 @@ from tests.support.scale_out_evidence import (
 )
 from tests.support.sdk_oauth import MemoryTokenStorage, mcp_http_client, oauth_provider
 from tests.support.services import Cluster, Worker, cluster_directory, start_cluster
-from tests.support.wire_client import ACCEPT, LEGACY_PROTOCOL_VERSION, McpWire
+from tests.support.wire_client import ACCEPT, LEGACY_PROTOCOL_VERSION, TASKS_CAPABILITIES, McpWire
 
 pytestmark = [pytest.mark.live]
 
@@ -300,6 +302,57 @@ async def test_a_list_change_on_worker2_reaches_a_listen_stream_on_worker1(clust
                 changed = await anext(messages)
     assert changed["method"] == "notifications/tools/list_changed"
     assert "io.modelcontextprotocol/subscriptionId" in changed["params"]["_meta"]
+
+
+async def _task_on(wire: McpWire, worker: Worker, task_id: str, *statuses: str, bound: float) -> dict:
+    """The task as ``worker`` shows it once its status is one of ``statuses`` (polling, as clients do)."""
+
+    async def probe():
+        reply = await wire.stateless_call(worker.url, "tasks/get", {"taskId": task_id}, TASKS_CAPABILITIES)
+        assert "result" in reply, reply
+        return reply["result"]
+
+    task, _ = await eventually(probe, lambda task: task["status"] in statuses, f"task {statuses}", bound)
+    return task
+
+
+@pytest.mark.anyio
+async def test_a_task_on_worker1_is_followed_answered_and_cancelled_through_worker2(cluster, token):
+    """The task's row is shared (PostgreSQL); the client's answer and its cancel, received by
+    worker 2, reach the call running on worker 1 over Redis, at once (not at the runner's next
+    look at the row, HEARTBEAT_SECONDS later)."""
+    from mcp_app.engine.tasks.store import HEARTBEAT_SECONDS
+
+    first, second = cluster.workers
+    async with McpWire(token.access_token) as wire:
+        call = {"name": "confirm_delete", "arguments": {"filename": "report.txt"}}
+        created = (await wire.stateless_call(first.url, "tools/call", call, TASKS_CAPABILITIES))["result"]
+        assert created["resultType"] == "task", created
+        asking = await _task_on(wire, second, created["taskId"], "input_required", bound=FORWARD_BOUND * 4)
+        [(key, question)] = asking["inputRequests"].items()
+        assert question["method"] == "elicitation/create"
+        answer = {key: {"action": "accept", "content": {"confirm": True}}}
+        update = {"taskId": created["taskId"], "inputResponses": answer}
+        acked = await wire.stateless_call(second.url, "tasks/update", update, TASKS_CAPABILITIES)
+        assert acked["result"]["resultType"] == "complete", acked
+        done = await _task_on(wire, second, created["taskId"], "completed", bound=HEARTBEAT_SECONDS - 1)
+        assert done["result"]["content"][0]["text"] == "Deleted report.txt"
+
+        slow = {"name": "slow_compute", "arguments": {"seconds": 60, "label": "cross-worker"}}
+        long_task = (await wire.stateless_call(first.url, "tools/call", slow, TASKS_CAPABILITIES))["result"]
+        cancel = {"taskId": long_task["taskId"]}
+        acked = await wire.stateless_call(second.url, "tasks/cancel", cancel, TASKS_CAPABILITIES)
+        assert acked["result"]["resultType"] == "complete", acked
+        cancelled = await _task_on(wire, first, long_task["taskId"], "cancelled", "completed", bound=FORWARD_BOUND)
+        assert cancelled["status"] == "cancelled"
+
+    # The call itself stopped on worker 1 (its audit row says so) well before its 60 s, and before the
+    # runner would have seen the cancel in the row.
+    async def stopped():
+        return query(cluster, "SELECT error_message FROM mcp_app_toolcall WHERE tool = %s", "slow_compute")
+
+    rows, _ = await eventually(stopped, lambda rows: rows, "the cancelled call's audit row", HEARTBEAT_SECONDS - 1)
+    assert rows == [("Request cancelled",)]
 
 
 @pytest.mark.anyio

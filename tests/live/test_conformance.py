@@ -68,8 +68,8 @@ def test_every_scored_scenario_of_the_requirement_set_passes(revision, conforman
 
 
 # The suite's own placeholder: its one check is SKIPPED by the suite itself ("pending subscriptions/listen
-# rewrite"), whatever the server does. It is run and shown, and cannot count as a pass; the server's
-# notifications/tasks are tested by tests/live/test_tasks_live.py instead.
+# rewrite"), whatever the server does. It is run and shown, and cannot count as a pass. (The
+# notifications it would check are optional, and this server does not send them: clients poll.)
 SUITE_PLACEHOLDERS = {"tasks-status-notifications"}
 
 

@@ -32,6 +32,9 @@ STATELESS_META = {
     "io.modelcontextprotocol/clientInfo": {"name": "scale-out-test", "version": "1"},
     "io.modelcontextprotocol/clientCapabilities": {},
 }
+CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+# A client that takes tasks (the io.modelcontextprotocol/tasks extension) and answers elicitations.
+TASKS_CAPABILITIES = {"elicitation": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}}
 LEGACY_PROTOCOL_VERSION = "2024-11-05"
 ACCEPT = "application/json, text/event-stream"
 USER_AGENT = "scale-out-test"  # tells this client's lines apart in nginx's access log
@@ -112,20 +115,28 @@ class McpWire:
         }
 
     # -- the stateless era (2026-07-28): no session, each request self-contained --------------
-    def stateless_message(self, method: str, params: dict | None = None) -> tuple[dict, dict[str, str]]:
-        """A 2026-07-28 request and the headers that must come with it."""
-        params = {**(params or {}), "_meta": STATELESS_META}
+    def stateless_message(
+        self, method: str, params: dict | None = None, capabilities: dict | None = None
+    ) -> tuple[dict, dict[str, str]]:
+        """A 2026-07-28 request and the headers that must come with it; ``capabilities``: the
+        client's, if any (e.g. ``TASKS_CAPABILITIES``)."""
+        meta = STATELESS_META if capabilities is None else {**STATELESS_META, CAPABILITIES_KEY: capabilities}
+        params = {**(params or {}), "_meta": meta}
         message = {"jsonrpc": "2.0", "id": self.next_id(), "method": method, "params": params}
         headers = {"accept": ACCEPT, "mcp-protocol-version": STATELESS_PROTOCOL_VERSION, "mcp-method": method}
         if method in ("tools/call", "prompts/get"):
             headers["mcp-name"] = params["name"]
         elif method == "resources/read":
             headers["mcp-name"] = params["uri"]
+        elif method.startswith("tasks/"):
+            headers["mcp-name"] = params["taskId"]
         return message, headers
 
-    async def stateless_call(self, base: str, method: str, params: dict | None = None) -> dict:
+    async def stateless_call(
+        self, base: str, method: str, params: dict | None = None, capabilities: dict | None = None
+    ) -> dict:
         """One 2026-07-28 request to `base`/mcp; its JSON-RPC reply (the last event of a stream)."""
-        message, headers = self.stateless_message(method, params)
+        message, headers = self.stateless_message(method, params, capabilities)
         async with self.http.stream("POST", base + "/mcp", json=message, headers=headers) as response:
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 replies = [json.loads(event.data) async for event in sse_events(response)]
