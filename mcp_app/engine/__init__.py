@@ -6,7 +6,10 @@ only module that touches the SDK's private API. The protocol features
 ``logging_level.py``, ``subscriptions.py``, ``list_changed.py``,
 ``completions.py``), as are the server middleware around ``tools/call``
 (``arguments.py``, ``audit.py``, ``limits.py``) and the loading of
-extensions named in settings (``extensions.py``).
+extensions named in settings (``extensions.py``). Requests served outside of any
+session go through an ``exchange.py`` (``stateless.py`` for the 2026-07-28 era);
+tool calls that run on as tasks are ``tasks/``; what workers broadcast to each
+other travels through ``groups.py`` (``fanout.py``, ``tasks/signals.py``).
 
 May import: ``tools``, ``principal``, ``protocol``, ``models``. Never
 ``transport``, ``sessions``, ``cluster`` or ``guards``: the engine knows

@@ -14,12 +14,10 @@ full group drops the event rather than blocking (channels-redis
 ``group_send``): a listen stream is a hint to re-list, not a log.
 """
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 from channels.layers import get_channel_layer
-from django.conf import settings
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import (
     PromptsListChanged,
@@ -28,6 +26,8 @@ from mcp.shared.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
+
+from mcp_app.engine.groups import GroupMember
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ class ChannelLayerBus:
 
     def __init__(self) -> None:
         self._local = InMemorySubscriptionBus()
-        self._receiver: asyncio.Task | None = None
-        self._joining: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # one lock per loop (tests)
+        self._member = GroupMember(GROUP, self._received, name="mcp-subscription-bus")
 
     async def publish(self, event: ServerEvent) -> None:
         try:
@@ -73,44 +72,15 @@ class ChannelLayerBus:
 
     async def join(self) -> None:
         """Be in the group, receiving, before this returns (idempotent, once per event loop)."""
-        loop = asyncio.get_running_loop()
-        if self._receiver is not None and not self._receiver.done() and self._receiver.get_loop() is loop:
-            return
-        if self._joining is None or self._joining[0] is not loop:
-            self._joining = (loop, asyncio.Lock())
-        async with self._joining[1]:
-            if self._receiver is not None and not self._receiver.done() and self._receiver.get_loop() is loop:
-                return
-            layer = get_channel_layer()
-            channel = await layer.new_channel(settings.CHANNEL_PREFIX)
-            await layer.group_add(GROUP, channel)
-            self._receiver = loop.create_task(self._receive(layer, channel), name="mcp-subscription-bus")
+        await self._member.join()
 
-    async def _receive(self, layer, channel: str) -> None:
-        try:
-            while True:
-                try:
-                    message = await layer.receive(channel)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("subscription bus: receive failed")
-                    await asyncio.sleep(1)  # back off before retrying a broken channel layer
-                    continue
-                event = from_wire(message)
-                if event is not None:
-                    await self._local.publish(event)
-        finally:
-            try:
-                await layer.group_discard(GROUP, channel)
-            except Exception:  # shutting down, or Redis gone; the membership expires by itself
-                pass
+    async def _received(self, message: dict) -> None:
+        event = from_wire(message)
+        if event is not None:
+            await self._local.publish(event)
 
     async def close(self) -> None:
-        if self._receiver is not None:
-            self._receiver.cancel()
-            await asyncio.gather(self._receiver, return_exceptions=True)
-            self._receiver = None
+        await self._member.leave()
 
 
 bus = ChannelLayerBus()

@@ -11,12 +11,12 @@ to the Channels group that every worker running tasks has joined (through
 Redis with ``REDIS_URL``, in-process otherwise).
 """
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 from channels.layers import get_channel_layer
-from django.conf import settings
+
+from mcp_app.engine.groups import GroupMember
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ Handler = Callable[[str, str], bool]  # (task id, signal) -> whether this proces
 class TaskSignals:
     def __init__(self) -> None:
         self._handler: Handler | None = None
-        self._receiver: asyncio.Task | None = None
-        self._joining: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._member = GroupMember(GROUP, self._received, name="mcp-task-signals")
 
     def handle_with(self, handler: Handler) -> None:
         self._handler = handler
@@ -50,38 +49,12 @@ class TaskSignals:
     async def join(self) -> None:
         """Receive the group's signals in this process (idempotent, once per event loop); called by a
         worker before it starts running its first task."""
-        loop = asyncio.get_running_loop()
-        if self._receiver is not None and not self._receiver.done() and self._receiver.get_loop() is loop:
-            return
-        if self._joining is None or self._joining[0] is not loop:
-            self._joining = (loop, asyncio.Lock())
-        async with self._joining[1]:
-            if self._receiver is not None and not self._receiver.done() and self._receiver.get_loop() is loop:
-                return
-            layer = get_channel_layer()
-            channel = await layer.new_channel(settings.CHANNEL_PREFIX)
-            await layer.group_add(GROUP, channel)
-            self._receiver = loop.create_task(self._receive(layer, channel), name="mcp-task-signals")
+        await self._member.join()
 
-    async def _receive(self, layer, channel: str) -> None:
-        try:
-            while True:
-                try:
-                    message = await layer.receive(channel)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("task signals: receive failed: %s: %s", type(exc).__name__, exc)
-                    await asyncio.sleep(1)  # back off before retrying a broken channel layer
-                    continue
-                task_id, kind = message.get("task"), message.get("signal")
-                if isinstance(task_id, str) and kind in KINDS and self._handler is not None:
-                    self._handler(task_id, kind)
-        finally:
-            try:
-                await layer.group_discard(GROUP, channel)
-            except Exception:  # shutting down, or Redis gone; the membership expires by itself
-                pass
+    async def _received(self, message: dict) -> None:
+        task_id, kind = message.get("task"), message.get("signal")
+        if isinstance(task_id, str) and kind in KINDS and self._handler is not None:
+            self._handler(task_id, kind)
 
 
 signals = TaskSignals()

@@ -1,0 +1,74 @@
+"""This process's membership of a Channels group: the one way a worker hears what other
+workers broadcast (through Redis with ``REDIS_URL``, in-process otherwise).
+
+``GroupMember(group, on_message).join()`` makes this process a member, with a task that
+hands each message of the group to ``on_message``, before it returns; it is idempotent
+and once per event loop (the tests run many loops in one process). A broken channel
+layer is retried after a pause rather than given up; the membership is left when the
+task ends (or expires by itself in Redis if the process dies).
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0  # pause before receiving again from a channel layer that failed
+
+
+class GroupMember:
+    def __init__(self, group: str, on_message: Callable[[dict], Awaitable[None]], *, name: str) -> None:
+        self.group = group
+        self._on_message = on_message
+        self._name = name
+        self._receiver: asyncio.Task | None = None
+        self._joining: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # one lock per loop
+
+    def _joined(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return self._receiver is not None and not self._receiver.done() and self._receiver.get_loop() is loop
+
+    async def join(self) -> None:
+        """Be in the group, receiving, before this returns."""
+        loop = asyncio.get_running_loop()
+        if self._joined(loop):
+            return
+        if self._joining is None or self._joining[0] is not loop:
+            self._joining = (loop, asyncio.Lock())
+        async with self._joining[1]:
+            if self._joined(loop):
+                return
+            layer = get_channel_layer()
+            channel = await layer.new_channel(settings.CHANNEL_PREFIX)
+            await layer.group_add(self.group, channel)
+            self._receiver = loop.create_task(self._receive(layer, channel), name=self._name)
+
+    async def _receive(self, layer, channel: str) -> None:
+        try:
+            while True:
+                try:
+                    message = await layer.receive(channel)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("%s: receive failed: %s: %s", self._name, type(exc).__name__, exc)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                try:
+                    await self._on_message(message)
+                except Exception:
+                    log.exception("%s: a message could not be handled", self._name)
+        finally:
+            try:
+                await layer.group_discard(self.group, channel)
+            except Exception:  # shutting down, or Redis gone; the membership expires by itself
+                pass
+
+    async def leave(self) -> None:
+        if self._receiver is not None:
+            self._receiver.cancel()
+            await asyncio.gather(self._receiver, return_exceptions=True)
+            self._receiver = None
