@@ -332,34 +332,28 @@ async def test_the_handshake_era_never_gets_a_task(app, token, task_tools):
 
 # -- tasks whose worker died, and old tasks ------------------------------------------------------
 async def test_a_task_whose_worker_stopped_is_reported_failed(app, token, user):
-    principal_task = await Task.objects.acreate(
-        id=store.new_task_id(),
-        user=user,
-        client_id=(await _client_of(token)),
-        tool="countdown",
-        expires_at=timezone.now() + timedelta(hours=1),
-        heartbeat_at=timezone.now() - timedelta(seconds=store.ORPHANED_AFTER_SECONDS + 1),
-        poll_interval_ms=1000,
+    silent = await _task_row(
+        user, token, heartbeat_at=timezone.now() - timedelta(seconds=store.ORPHANED_AFTER_SECONDS + 1)
     )
-    task = await get(app, token, principal_task.id)
+    task = await get(app, token, silent.id)
     assert task["status"] == "failed"
     assert task["error"] == store.STOPPED_ERROR
 
 
 async def test_expired_tasks_are_unknown_and_housekeeping_deletes_them(app, token, user):
-    old = await Task.objects.acreate(
-        id=store.new_task_id(),
-        user=user,
-        client_id=(await _client_of(token)),
-        tool="countdown",
-        status=Task.Status.COMPLETED,
-        expires_at=timezone.now() - timedelta(seconds=1),
-        poll_interval_ms=1000,
-    )
+    old = await _task_row(user, token, status=Task.Status.COMPLETED, expires_at=timezone.now() - timedelta(seconds=1))
     reply = await send(app, token, "tasks/get", {"taskId": old.id})
     assert reply["error"]["message"] == "Unknown task"
     await anyio.to_thread.run_sync(call_command, "housekeeping")
     assert not await Task.objects.filter(id=old.id).aexists()
+
+
+async def _task_row(user, token: str, **fields) -> Task:
+    """A task of ``user`` through the client of ``token``, as a worker that is gone left it."""
+    defaults = {"tool": "countdown", "expires_at": timezone.now() + timedelta(hours=1), "poll_interval_ms": 1000}
+    return await Task.objects.acreate(
+        id=store.new_task_id(), user=user, client_id=await _client_of(token), **{**defaults, **fields}
+    )
 
 
 async def _client_of(token: str) -> str:

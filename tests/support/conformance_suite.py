@@ -226,6 +226,21 @@ def _written_results(output_dir: Path, command: str) -> dict[str, list[dict]]:
 
 
 # -- server scenarios --------------------------------------------------------------------
+def _run_server_command(
+    url: str, selection: list[str], output_dir: Path, name: str, timeout: float, scenario_timeout_ms: int
+) -> subprocess.CompletedProcess:
+    """The suite's `server` command against `url` for the scenarios `selection` names, its results
+    written under `output_dir`; SuiteError if it cannot run or does not finish in time."""
+    _check_installed()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    command = [str(NODE), str(CONFORMANCE_CLI), "server", "--url", url, *selection]
+    command += ["--timeout", str(scenario_timeout_ms), "--output-dir", str(output_dir)]
+    try:
+        return subprocess.run(command, cwd=output_dir, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise SuiteError(f"conformance {name} did not finish within {timeout}s:\n{exc.stdout}\n{exc.stderr}") from None
+
+
 def run_requirement_set(
     url: str,
     revision: str,
@@ -239,27 +254,10 @@ def run_requirement_set(
     Every scored scenario of the set appears in the result (one the suite did not
     run counts as crashed); the not-scored ones appear with their reason. Raises
     SuiteError if the suite itself cannot run."""
-    _check_installed()
     requirements = read_requirements(revision)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        str(NODE),
-        str(CONFORMANCE_CLI),
-        "server",
-        "--url",
-        url,
-        "--requirements",
-        revision,
-        "--timeout",
-        str(scenario_timeout_ms),
-        "--output-dir",
-        str(output_dir),
-    ]
     name = f"server {revision}"
-    try:
-        completed = subprocess.run(command, cwd=output_dir, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise SuiteError(f"conformance {name} did not finish within {timeout}s:\n{exc.stdout}\n{exc.stderr}") from None
+    selection = ["--requirements", revision]
+    completed = _run_server_command(url, selection, output_dir, name, timeout, scenario_timeout_ms)
     started = _SCENARIO_STARTED.findall(completed.stdout)
     if not started:
         output = f"{completed.stdout}\n{completed.stderr}"
@@ -295,30 +293,8 @@ def run_scenario(
 ) -> ScenarioResult:
     """Run one server scenario alone at ``spec_version``, with ``--force`` (run even where the suite
     would not apply it by itself, e.g. an extension outside a requirement set)."""
-    _check_installed()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        str(NODE),
-        str(CONFORMANCE_CLI),
-        "server",
-        "--url",
-        url,
-        "--scenario",
-        scenario,
-        "--spec-version",
-        spec_version,
-        "--force",
-        "--timeout",
-        str(scenario_timeout_ms),
-        "--output-dir",
-        str(output_dir),
-    ]
-    try:
-        completed = subprocess.run(command, cwd=output_dir, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise SuiteError(
-            f"conformance {scenario} did not finish within {timeout}s:\n{exc.stdout}\n{exc.stderr}"
-        ) from None
+    selection = ["--scenario", scenario, "--spec-version", spec_version, "--force"]
+    completed = _run_server_command(url, selection, output_dir, scenario, timeout, scenario_timeout_ms)
     written = _written_results(output_dir, "server")
     if scenario not in written:
         output = f"{completed.stdout}\n{completed.stderr}"
