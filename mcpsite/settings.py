@@ -108,8 +108,9 @@ MCP_TASK_TIMEOUT_SECONDS = env_seconds("MCP_TASK_TIMEOUT_SECONDS", 1800.0)
 MCP_TASK_POLL_INTERVAL_MS = env_int("MCP_TASK_POLL_INTERVAL_MS", 1000, minimum=1)
 # Unfinished tasks one person may have at once; one more tools/call that would start a task is refused.
 MCP_MAX_ACTIVE_TASKS_PER_USER = env_int("MCP_MAX_ACTIVE_TASKS_PER_USER", 10, minimum=1)
-# Seconds a validated bearer token is trusted without asking the database again;
-# a revoked token keeps working that long. 0: look every request up.
+# Seconds a validated bearer token is trusted without asking the database again. Revocations are
+# announced to every worker at once (oauth_app/revocations.py); this bounds a lost announcement.
+# 0: look every request up.
 MCP_TOKEN_CACHE_SECONDS = env_int("MCP_TOKEN_CACHE_SECONDS", 30, minimum=0)
 # The mcp SDK wraps every request in an OpenTelemetry span: a no-op until an OTel SDK and exporter
 # are installed, yet about 0.1 ms of CPU per call (12% of a tools/call). Off unless asked for.

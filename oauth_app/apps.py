@@ -6,6 +6,7 @@ class OAuthAppConfig(AppConfig):
     verbose_name = "OAuth authorization server"
 
     def ready(self):
-        from oauth_app.events import connect_signals
+        from oauth_app import events, revocations
 
-        connect_signals()  # the auth event trail listens to login, token and lockout signals
+        events.connect_signals()  # the auth event trail listens to login, token and lockout signals
+        revocations.connect_signals()  # a deleted access token is announced to the MCP workers' caches

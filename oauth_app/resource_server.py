@@ -3,8 +3,9 @@
 The one module of ``oauth_app`` that ``mcp_app`` imports (besides DOT's
 models): how a bearer token is found (by its SHA-256 checksum, never by the
 token itself), this server's origin (the audience tokens are bound to), where a
-client starts its OAuth discovery (RFC 9728 metadata), and the scopes tools
-declare (``declare_scope``).
+client starts its OAuth discovery (RFC 9728 metadata), the scopes tools
+declare (``declare_scope``), and where revoked tokens are announced
+(``REVOCATIONS_GROUP``, read with ``revoked_checksums``).
 """
 
 import hashlib
@@ -13,14 +14,17 @@ from django.urls import reverse
 from oauth2_provider.models import get_access_token_model
 
 from oauth_app.origins import normalize_origin, public_origin
+from oauth_app.revocations import REVOCATIONS_GROUP, revoked_checksums
 from oauth_app.scopes import declare_scope
 
 __all__ = [
+    "REVOCATIONS_GROUP",
     "declare_scope",
     "load_access_token",
     "normalize_origin",
     "public_origin",
     "resource_metadata_url",
+    "revoked_checksums",
     "token_checksum",
 ]
 

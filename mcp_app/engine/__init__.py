@@ -9,7 +9,7 @@ only module that touches the SDK's private API. The protocol features
 extensions named in settings (``extensions.py``). Requests served outside of any
 session go through an ``exchange.py`` (``stateless.py`` for the 2026-07-28 era);
 tool calls that run on as tasks are ``tasks/``; what workers broadcast to each
-other travels through ``groups.py`` (``fanout.py``, ``tasks/signals.py``).
+other travels through ``protocol/groups.py`` (``fanout.py``, ``tasks/signals.py``).
 
 May import: ``tools``, ``principal``, ``protocol``, ``models``. Never
 ``transport``, ``sessions``, ``cluster`` or ``guards``: the engine knows

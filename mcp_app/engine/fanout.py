@@ -27,7 +27,7 @@ from mcp.shared.subscriptions import (
     ToolsListChanged,
 )
 
-from mcp_app.engine.groups import GroupMember
+from mcp_app.protocol.groups import GroupMember
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ so "unknown" covers them. The resulting ``Principal`` goes into the scope
 under ``PRINCIPAL_SCOPE_KEY`` for the endpoints.
 
 Validated tokens are cached in-process (``token_cache.py``): a hit costs no
-query and no thread hop.
+query and no thread hop; a revoked one is dropped when the authorization server
+announces it (``revocations.py``).
 """
 
 import logging
@@ -26,6 +27,7 @@ from mcp_app.guards.challenges import (
     MissingToken,
     send_challenge,
 )
+from mcp_app.guards.revocations import revocations
 from mcp_app.guards.token_cache import TokenCache, token_cache
 from mcp_app.principal import PRINCIPAL_SCOPE_KEY, Principal
 from mcp_app.protocol.scope import HEADER_ENCODING, header_values
@@ -119,6 +121,9 @@ class BearerGuard:
         key = (token_checksum(bearer_token(scope)), request_url(scope))
         principal = self.cache.get(key)
         if principal is None:
+            # Hear revocations before caching anything (idempotent: one check once joined), so a token
+            # revoked after this lookup is forgotten; the lookup itself reads committed rows.
+            await revocations.join()
             principal = principal_for_token(await _load_token(key[0]), key[1])
             self.cache.put(key, principal)
         return principal

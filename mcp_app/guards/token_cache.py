@@ -1,9 +1,10 @@
 """Validated bearer tokens, remembered in-process for a few seconds.
 
 A cache hit authenticates a request with no database query and no thread hop
-(the MCP hot path, see the design's measurements). The price is that a
-revoked token keeps working here for at most ``MCP_TOKEN_CACHE_SECONDS``
-(0 turns the cache off); an entry never outlives the token's own expiry.
+(the MCP hot path, see the design's measurements). A revoked token is dropped
+as soon as the authorization server announces it (``revocations.py``); if that
+word is lost, it keeps working here for at most ``MCP_TOKEN_CACHE_SECONDS``
+(0 turns the cache off). An entry never outlives the token's own expiry.
 
 Only successes are cached. A negative cache would let a stream of garbage
 tokens evict the good entries of this bounded cache, and could remember a
@@ -68,6 +69,16 @@ class TokenCache:
             self._entries.popitem(last=False)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)  # least recently used
+
+    def forget(self, checksum: str) -> None:
+        """Drop every entry of the token with this checksum (it was revoked). A scan: revocations are rare
+        next to requests, and an index by checksum would cost every put."""
+        for key in [key for key in self._entries if key[0] == checksum]:
+            del self._entries[key]
+
+    def holds(self, checksum: str) -> bool:
+        """Whether some entry of the token with this checksum is here (fresh or not)."""
+        return any(key[0] == checksum for key in self._entries)
 
     def clear(self) -> None:
         self._entries.clear()

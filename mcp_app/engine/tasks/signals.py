@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from channels.layers import get_channel_layer
 
-from mcp_app.engine.groups import GroupMember
+from mcp_app.protocol.groups import GroupMember
 
 log = logging.getLogger(__name__)
 

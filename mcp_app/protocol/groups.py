@@ -6,6 +6,11 @@ hands each message of the group to ``on_message``, before it returns; it is idem
 and once per event loop (the tests run many loops in one process). A broken channel
 layer is retried after a pause rather than given up; the membership is left when the
 task ends (or expires by itself in Redis if the process dies).
+
+Channels forgets a group member after the layer's ``group_expiry`` (a day by default,
+in Redis and in memory alike), however busy the worker: a worker that joined once
+would stop hearing the group the next day. So the membership is renewed every
+``RENEW_SECONDS``.
 """
 
 import asyncio
@@ -18,6 +23,7 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0  # pause before receiving again from a channel layer that failed
+RENEW_SECONDS = 3600.0  # well inside the layers' default group_expiry of 86400 s
 
 
 class GroupMember:
@@ -26,6 +32,7 @@ class GroupMember:
         self._on_message = on_message
         self._name = name
         self._receiver: asyncio.Task | None = None
+        self.renewed = asyncio.Event()  # set at each renewal (for the tests)
         self._joining: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # one lock per loop
 
     def _joined(self, loop: asyncio.AbstractEventLoop) -> bool:
@@ -47,6 +54,7 @@ class GroupMember:
             self._receiver = loop.create_task(self._receive(layer, channel), name=self._name)
 
     async def _receive(self, layer, channel: str) -> None:
+        renewer = asyncio.get_running_loop().create_task(self._renew(layer, channel), name=f"{self._name}-renew")
         try:
             while True:
                 try:
@@ -62,10 +70,22 @@ class GroupMember:
                 except Exception:
                     log.exception("%s: a message could not be handled", self._name)
         finally:
+            renewer.cancel()
             try:
                 await layer.group_discard(self.group, channel)
             except Exception:  # shutting down, or Redis gone; the membership expires by itself
                 pass
+
+    async def _renew(self, layer, channel: str) -> None:
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)  # a timer: the renewal is due, nothing is awaited
+            try:
+                await layer.group_add(self.group, channel)
+            except Exception as exc:  # Redis away: the next renewal tries again, long before expiry
+                log.warning("%s: membership not renewed: %s: %s", self._name, type(exc).__name__, exc)
+                continue
+            self.renewed.set()
+            self.renewed = asyncio.Event()
 
     async def leave(self) -> None:
         if self._receiver is not None:
