@@ -374,6 +374,11 @@ OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 OAUTH2_PROVIDER_DEVICE_GRANT_MODEL = "oauth2_provider.DeviceGrant"
 MCP_SCOPE = "mcp"
+# A refresh sent again with the same refresh token within this many seconds of its rotation (a
+# client retrying after a time-out) gets a new pair in the same family instead of revoking the
+# family (oauth_app/validators.py). 0: every reuse revokes the family.
+MCP_REFRESH_GRACE_SECONDS = env_int("MCP_REFRESH_GRACE_SECONDS", 10, minimum=0)
+
 OAUTH2_PROVIDER = {
     "SCOPES": {MCP_SCOPE: "Use the tools on this MCP server as you"},
     "DEFAULT_SCOPES": [MCP_SCOPE],
@@ -386,6 +391,8 @@ OAUTH2_PROVIDER = {
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": AUTHORIZATION_CODE_TTL,
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    # DOT's grace answers a retry with the first tokens, impossible with hashed storage (its check E001):
+    # MCP_REFRESH_GRACE_SECONDS does it with a sibling pair instead (oauth_app/validators.py).
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
     "PKCE_REQUIRED": True,
     "REQUEST_APPROVAL_PROMPT": "force",

@@ -1,9 +1,27 @@
 """DOT's request validator, narrowed to what this MCP server allows, and the
 place where the token endpoint's events enter the auth event trail (revocation,
-refresh-token reuse, code replay; issued tokens come through DOT's signal)."""
+refresh-token reuse, code replay; issued tokens come through DOT's signal).
+
+Refresh retries. A client that sent a refresh and lost the answer (a time-out, a
+dropped connection) sends it again with the same refresh token; so does a client
+that refreshes from two places at once. Rotation has already retired that token,
+and reuse protection would revoke the whole family: the person is logged out.
+DOT's own grace period answers a retry with the tokens it issued the first time,
+which it cannot do when tokens are stored hashed (RFC 9700; DOT refuses the
+combination). Here a retry within ``MCP_REFRESH_GRACE_SECONDS`` of the rotation
+gets a new pair in the same family instead (a sibling of the first); after the
+grace, reuse still revokes the family, siblings included. Only a token retired by
+rotation qualifies (one that minted a successor): one revoked on purpose
+(``/revoke``, the admin, a person's revoke) never does. Two refreshes racing
+on PostgreSQL are ordered by the row lock: the second, finding the token rotated
+a moment ago, takes the retry path, never an error.
+"""
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -123,7 +141,59 @@ class MCPOAuth2Validator(OAuth2Validator):
             return token.user if token is not None else None
         return None
 
+    # -- refresh retries (see the module docstring) ---------------------------------------------
+    @staticmethod
+    def _retried_within_grace(rt) -> bool:
+        """Whether ``rt`` was retired by rotation less than the grace ago (not revoked on purpose)."""
+        grace = settings.MCP_REFRESH_GRACE_SECONDS
+        if not grace or rt.revoked is None or rt.revoked <= timezone.now() - timedelta(seconds=grace):
+            return False
+        return get_access_token_model().objects.filter(source_refresh_token=rt).exists()
+
+    def _retry_of(self, refresh_token: str, client):
+        """The retired refresh token a retry presents, if the retry is to be honoured; else None."""
+        rt = (
+            get_refresh_token_model()
+            .objects.filter(token_checksum=token_checksum(refresh_token))
+            .select_related("user")
+            .order_by(F("revoked").desc(nulls_first=True))
+            .first()
+        )
+        if rt is None or rt.revoked is None or client is None or rt.application_id != client.pk:
+            return None
+        return rt if self._retried_within_grace(rt) else None
+
+    def _save_bearer_token(self, token, request, *args, **kwargs):
+        previous = getattr(request, "refresh_token_instance", None)
+        if request.grant_type == "refresh_token" and previous is not None and token.get("refresh_token"):
+            # Lock it first: a refresh racing this one with the same token may have rotated it since
+            # validation, and then this one is its retry.
+            locked = get_refresh_token_model().objects.select_for_update().filter(pk=previous.pk).first()
+            if locked is not None and locked.revoked is not None:
+                return self._save_sibling_pair(token, request, locked)
+        return super()._save_bearer_token(token, request, *args, **kwargs)
+
+    def _save_sibling_pair(self, token, request, retired) -> None:
+        if not self._retried_within_grace(retired):
+            raise errors.InvalidGrantError(description="The refresh token was already used.", request=request)
+        self._check_and_set_request_resource(request)
+        expires = timezone.now() + timedelta(
+            seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+        )
+        # No source_refresh_token: that one-to-one slot is the first pair's. The family is shared, so
+        # a later reuse of any member revokes both pairs.
+        access_token = self._create_access_token(expires, request, token)
+        self._create_refresh_token(request, token["refresh_token"], access_token, retired)
+        log.info("refresh token #%s presented again within the grace; issued a sibling pair", retired.pk)
+
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        retried = self._retry_of(refresh_token, client)
+        if retried is not None:
+            # What DOT's own validation sets for a live token (its scopes come from the pair it minted).
+            request.user = retried.user
+            request.refresh_token = refresh_token
+            request.refresh_token_instance = retried
+            return True
         if super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return True
         # DOT has just revoked the family if this was a rotated (or revoked) token presented

@@ -23,6 +23,7 @@ request went to and the Mcp-Session-Id it carried.
   that need Redis get 503, not 500 or a hang; Redis back on the same port: 200 again.
 - /healthz: 200 with every check "ok" on each worker and through nginx, every time it is
   asked; and a forwarded request is answered promptly, whatever the worker's own door does.
+- Refreshes racing with one refresh token on both workers all get working tokens.
 - A token revoked through /revoke or in the admin is refused by every worker, on /mcp and /sse,
   within a second, although each had it cached (MCP_TOKEN_CACHE_SECONDS, 30 s).
 - A task started on worker 1 is followed, answered and cancelled through worker 2: its state is
@@ -696,6 +697,33 @@ async def test_revocation_reaches_every_worker_at_once(cluster_factory):
             took[how] = await _refused_everywhere(cluster, wire, sessions, token.access_token)
     print(f"\nrevoked tokens refused by both workers after: {took}")
     assert all(seconds <= REVOCATION_BOUND for seconds in took.values()), took
+
+
+@pytest.mark.anyio
+async def test_simultaneous_refreshes_on_both_workers_all_get_working_tokens(cluster, token):
+    """PostgreSQL orders refreshes racing with one refresh token by the row lock: the first
+    rotates it, the others are retries within the grace and get sibling pairs; none fails."""
+    from tests.live.test_refresh_retries_live import AT_ONCE
+
+    fresh = await obtain_token(cluster)
+    form = {"grant_type": "refresh_token", "refresh_token": fresh.refresh_token, "client_id": fresh.client_id}
+    answers: list[httpx2.Response] = []
+    async with httpx2.AsyncClient(trust_env=False, timeout=30) as http:
+
+        async def one(worker: Worker):
+            answers.append(await http.post(worker.url + "/token", data=form))
+
+        async with anyio.create_task_group() as group:
+            for index in range(AT_ONCE):
+                group.start_soon(one, cluster.workers[index % 2])
+    assert [answer.status_code for answer in answers] == [200] * AT_ONCE, [answer.text for answer in answers]
+    for pair in (answer.json() for answer in answers):
+        async with McpWire(pair["access_token"]) as wire:
+            assert structured(await wire.stateless_call(cluster.workers[0].url, "tools/call", add(2, 3))) == {
+                "result": 5
+            }
+    for worker in cluster.workers:
+        assert "Traceback" not in worker.log()
 
 
 # ---------------------------------------------------------------------------

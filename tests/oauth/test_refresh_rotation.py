@@ -1,18 +1,25 @@
 """Refresh-token rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14) and code replay (OAuth 2.1 §4.1.3)."""
 
 import hashlib
+from datetime import timedelta
 
 import pytest
-from oauth2_provider.models import get_access_token_model
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
 from tests.support.oauth_flow import exchange_code, full_flow, obtain_code, pkce_pair, refresh, register
 
 pytestmark = pytest.mark.django_db
 AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
+
+
+def _checksum(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _exists(access_token: str) -> bool:
-    return AccessToken.objects.filter(token_checksum=hashlib.sha256(access_token.encode()).hexdigest()).exists()
+    return AccessToken.objects.filter(token_checksum=_checksum(access_token)).exists()
 
 
 def test_refresh_rotates_both_tokens(logged_in):
@@ -25,15 +32,75 @@ def test_refresh_rotates_both_tokens(logged_in):
     assert second["scope"] == "mcp"
 
 
-def test_reusing_a_rotated_refresh_token_revokes_the_family(logged_in):
+def _rotated_long_ago(refresh_token: str, settings) -> None:
+    """Move the rotation of ``refresh_token`` past the retry grace (as if that time had passed)."""
+    past = timezone.now() - timedelta(seconds=settings.MCP_REFRESH_GRACE_SECONDS + 1)
+    RefreshToken.objects.filter(token_checksum=_checksum(refresh_token)).update(revoked=past)
+
+
+def test_reusing_a_rotated_refresh_token_after_the_grace_revokes_the_family(logged_in, settings):
     client_id, first = full_flow(logged_in)
     second = refresh(logged_in, client_id, first["refresh_token"]).json()
+    _rotated_long_ago(first["refresh_token"], settings)
     replay = refresh(logged_in, client_id, first["refresh_token"])
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
     # The thief's use of the old token burned the legitimate holder's newer tokens too.
     assert refresh(logged_in, client_id, second["refresh_token"]).status_code == 400
     assert not _exists(second["access_token"])
+
+
+# -- a refresh sent again (a client retrying after a time-out) -----------------------------------
+def test_a_retry_within_the_grace_gets_a_sibling_pair_and_both_work(logged_in):
+    client_id, first = full_flow(logged_in)
+    second = refresh(logged_in, client_id, first["refresh_token"])
+    retry = refresh(logged_in, client_id, first["refresh_token"])
+    assert (second.status_code, retry.status_code) == (200, 200), retry.content
+    second, retry = second.json(), retry.json()
+    assert retry["access_token"] != second["access_token"]
+    assert retry["refresh_token"] != second["refresh_token"]
+    assert retry["scope"] == "mcp"
+    assert _exists(second["access_token"]) and _exists(retry["access_token"])
+    # Both lines go on: each refresh token rotates in turn.
+    for tokens in (second, retry):
+        assert refresh(logged_in, client_id, tokens["refresh_token"]).status_code == 200
+
+
+def test_after_the_grace_reuse_revokes_the_siblings_too(logged_in, settings):
+    client_id, first = full_flow(logged_in)
+    second = refresh(logged_in, client_id, first["refresh_token"]).json()
+    retry = refresh(logged_in, client_id, first["refresh_token"]).json()
+    _rotated_long_ago(first["refresh_token"], settings)
+    assert refresh(logged_in, client_id, first["refresh_token"]).json()["error"] == "invalid_grant"
+    for tokens in (second, retry):
+        assert not _exists(tokens["access_token"])
+        assert refresh(logged_in, client_id, tokens["refresh_token"]).status_code == 400
+
+
+def test_a_revoked_refresh_token_gets_no_grace(logged_in):
+    client_id, tokens = full_flow(logged_in)
+    revoked = logged_in.post(
+        "/revoke", {"token": tokens["refresh_token"], "client_id": client_id, "token_type_hint": "refresh_token"}
+    )
+    assert revoked.status_code == 200
+    again = refresh(logged_in, client_id, tokens["refresh_token"])
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+
+
+def test_without_a_grace_every_reuse_revokes_the_family(logged_in, settings):
+    settings.MCP_REFRESH_GRACE_SECONDS = 0
+    client_id, first = full_flow(logged_in)
+    second = refresh(logged_in, client_id, first["refresh_token"]).json()
+    assert refresh(logged_in, client_id, first["refresh_token"]).json()["error"] == "invalid_grant"
+    assert not _exists(second["access_token"])
+
+
+def test_a_retry_by_another_client_is_refused(logged_in):
+    client_id, first = full_flow(logged_in)
+    refresh(logged_in, client_id, first["refresh_token"])
+    other_client = register(logged_in)[1]["client_id"]
+    response = refresh(logged_in, other_client, first["refresh_token"])
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
 
 
 def test_refresh_by_another_client_is_refused(logged_in):

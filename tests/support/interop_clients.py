@@ -409,6 +409,7 @@ def run_python_example(server: LiveServer, workdir: Path) -> str:
 class Token:
     access_token: str
     client_id: str
+    refresh_token: str = ""
 
 
 def _session_headers(token: str, session_id: str) -> dict[str, str]:
@@ -426,4 +427,4 @@ async def obtain_token(server: LiveServer) -> Token:
             # The initialize opened a session nobody will use: end it.
             session_id = response.headers["mcp-session-id"]
             await http.delete(server.url + "/mcp", headers=_session_headers(storage.tokens.access_token, session_id))
-    return Token(storage.tokens.access_token, storage.client_info.client_id)
+    return Token(storage.tokens.access_token, storage.client_info.client_id, storage.tokens.refresh_token or "")
