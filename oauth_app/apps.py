@@ -6,7 +6,8 @@ class OAuthAppConfig(AppConfig):
     verbose_name = "OAuth authorization server"
 
     def ready(self):
-        from oauth_app import events, revocations
+        from oauth_app import consent, events, revocations
 
         events.connect_signals()  # the auth event trail listens to login, token and lockout signals
         revocations.connect_signals()  # a deleted access token is announced to the MCP workers' caches
+        consent.connect_signals()  # a remembered consent ends with any revocation the trail records

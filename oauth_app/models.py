@@ -72,6 +72,11 @@ class Application(AbstractApplication):
         """Known from its client ID metadata document: the client id is the document's https URL."""
         return self.registration_source == self.RegistrationSource.CIMD
 
+    @property
+    def set_up_by_staff(self) -> bool:
+        """Created by staff (the admin, a command), neither registered by itself nor known from a document."""
+        return self.registration_source == self.RegistrationSource.MANUAL
+
 
 class RedeemedCode(models.Model):
     """What an authorization code was exchanged for, so that a replayed code
@@ -86,6 +91,39 @@ class RedeemedCode(models.Model):
 
     def __str__(self):
         return f"code redeemed at {self.redeemed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ClientConsent(models.Model):
+    """What a person allowed a client on the consent page, kept until they (or staff, or the
+    client itself) revoke it: the scopes allowed, the union of every Allow since.
+
+    A row of its own rather than DOT's `approval_prompt=auto`, which counts any unexpired access
+    token as consent: that memory ends with the token's hour, starts with tokens the person
+    never saw a page for, and cannot be told apart from an Allow. This row starts only with an
+    Allow, outlives tokens, and ends with a revocation or a Deny (``oauth_app.consent``). With
+    ``MCP_REMEMBER_CONSENT`` on, /authorize skips the page for a request it covers; the
+    Connected apps page shows it either way.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oauth_consents")
+    application = models.ForeignKey(
+        oauth2_settings.APPLICATION_MODEL, on_delete=models.CASCADE, related_name="consents"
+    )
+    scope = models.TextField(help_text="The scopes allowed, space-separated.")
+    granted_at = models.DateTimeField(
+        default=timezone.now, help_text="When the person first allowed the client (since they last revoked it)."
+    )
+    last_granted_at = models.DateTimeField(default=timezone.now, help_text="When they last allowed it on the page.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "application"], name="one_consent_per_user_and_client")]
+
+    def __str__(self):
+        return f"consent of user #{self.user_id} to client #{self.application_id}: {self.scope}"
+
+    @property
+    def scopes(self) -> set[str]:
+        return set(self.scope.split())
 
 
 class AuthEvent(models.Model):

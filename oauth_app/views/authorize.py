@@ -12,13 +12,21 @@ form to every redirect that follows the POST. The consent POST ends in a redirec
 to the client, so the consent page's policy names the client's redirect origin;
 and every error that goes back to the client is sent before the login form, whose
 policy allows only this site.
+
+A person who already allowed the client the scopes it asks for, and has not revoked it since,
+gets the code without the page (``oauth_app.consent``, ``MCP_REMEMBER_CONSENT``): the request
+passes every check first (login, PKCE S256, the registered redirect URI, the resource), and
+oauthlib validates it again as it issues the code. When the person had to log in first, that
+redirect follows the login form's POST, so the login page names the client's redirect origin
+in its `form-action` too (``login_form_action_source``, used by ``views/account.py``).
 """
 
 import re
 import secrets
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from oauth2_provider.exceptions import OAuthToolkitError
@@ -29,7 +37,7 @@ from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
-from oauth_app import events
+from oauth_app import consent, events
 from oauth_app.cimd import verified_host
 from oauth_app.models import AuthEvent
 from oauth_app.origins import request_origin, same_origin
@@ -46,7 +54,10 @@ _CSP_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 def form_action_source(redirect_uri: str) -> str | None:
     """The CSP source that lets the consent form's redirect reach `redirect_uri`: its origin
     (http/https, port included: a loopback client listens on a port of its own), else its
-    scheme (a native app's `cursor:`). None if the URI spells neither safely."""
+    scheme (a native app's `cursor:`). None if the URI spells neither safely: an http(s)
+    host that a CSP host-source cannot name (`app_x.example`: CSP hosts have no `_`) is
+    never widened to its scheme, which would let the form post to any https site; the
+    browser then blocks that client's redirect, which fails closed."""
     parts = urlsplit(redirect_uri)
     scheme = parts.scheme.lower()
     if not _CSP_SCHEME.fullmatch(scheme):
@@ -61,7 +72,38 @@ def form_action_source(redirect_uri: str) -> str | None:
             host = f"[{host}]"
         if _CSP_HOST.fullmatch(host):
             return f"{scheme}://{host}" + (f":{port}" if port else "")
+        return None
     return f"{scheme}:"
+
+
+def login_form_action_source(next_url: str) -> str | None:
+    """The CSP source the login page needs when the person logs in on their way to `next_url`:
+    an /authorize request that a remembered consent may answer with a redirect straight to the
+    client. Only for a known client and a redirect URI registered for it (else the consent page,
+    or an error page, follows the login, both on this site); None otherwise."""
+    if not consent.remembering() or not next_url:
+        return None
+    parts = urlsplit(next_url)
+    if parts.path != reverse("oauth2_provider:authorize"):
+        return None
+    query = parse_qs(parts.query)
+    client_ids, redirect_uris = query.get("client_id", []), query.get("redirect_uri", [])
+    if len(client_ids) != 1 or len(redirect_uris) > 1:
+        return None
+    # Only clients already stored: a first-seen metadata document is not fetched for a login page.
+    application = get_application_model().objects.filter(client_id=client_ids[0]).first()
+    if application is None or not application.is_usable(None):
+        return None
+    if redirect_uris:
+        redirect_uri = redirect_uris[0]
+    else:
+        registered = application.redirect_uris.split()
+        if len(registered) != 1:
+            return None
+        redirect_uri = registered[0]  # what oauthlib uses when the request names none
+    if not application.redirect_uri_allowed(redirect_uri):
+        return None
+    return form_action_source(redirect_uri)
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -87,6 +129,10 @@ class ConsentView(AuthorizationView):
         pending = {key: credentials.get(key) for key in _CARRIED}
         pending["scopes"] = list(scopes)
         pending["resource"] = resources or [origin]
+        # "prompt=consent" (OpenID Connect) asks for the page whatever was allowed before.
+        asks_for_page = "consent" in request.GET.get("prompt", "").split()
+        if consent.remembering() and not asks_for_page and consent.covers(request.user, application, scopes):
+            return self._answer(pending, application, allow=True, remembered=True)
         request_id = self._remember(pending)
 
         all_scopes = get_scopes_backend().get_all_scopes()
@@ -101,6 +147,7 @@ class ConsentView(AuthorizationView):
                 "scopes": [(scope, all_scopes.get(scope, scope)) for scope in scopes],
                 "redirect_host": urlsplit(credentials["redirect_uri"]).netloc or credentials["redirect_uri"],
                 "redirect_scheme": urlsplit(credentials["redirect_uri"]).scheme,
+                "remembering": consent.remembering(),
             },
         )
         source = form_action_source(credentials["redirect_uri"])
@@ -144,11 +191,18 @@ class ConsentView(AuthorizationView):
                 },
                 status=400,
             )
+        return self._answer(pending, application, allow=request.POST.get("decision") == "allow")
+
+    def _answer(self, pending: dict, application, *, allow: bool, remembered: bool = False):
+        """Answer a validated request: a code (Allow, or a consent remembered) or access_denied."""
+        request = self.request
         credentials = {key: pending[key] for key in _CARRIED if pending.get(key)}
         credentials["resource"] = pending["resource"]
-        allow = request.POST.get("decision") == "allow"
         scope = " ".join(pending["scopes"])
         if not allow:
+            # A Deny is never remembered, and takes back what was allowed before: the next
+            # request of this client shows the page again.
+            consent.forget(request.user, application)
             events.record(
                 AuthEvent.Kind.CONSENT_DENIED,
                 request=request,
@@ -162,12 +216,15 @@ class ConsentView(AuthorizationView):
             )
         except OAuthToolkitError as error:
             return self.error_response(error, application)
+        if not remembered:
+            # Recorded whether or not MCP_REMEMBER_CONSENT is on: the Connected apps page shows it.
+            consent.remember(request.user, application, pending["scopes"])
         events.record(
             AuthEvent.Kind.CONSENT_GRANTED,
             request=request,
             user=request.user,
             client_id=application.client_id,
-            detail=f"scope={scope}",
+            detail=f"remembered; scope={scope}" if remembered else f"scope={scope}",
         )
         return self.redirect(uri, application)
 

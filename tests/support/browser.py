@@ -2,9 +2,10 @@
 
 It does what a person does after an MCP client opens the authorization URL:
 GET /authorize, get sent to the login form, log in, come back to the consent
-form, click Allow (or Deny). It stops at the redirect to the client's
-redirect_uri and returns that Location instead of following it, since that is
-what the client's callback receives.
+form, click Allow (or Deny); when the person already allowed the client those
+scopes, the server answers without the consent page (remembered consent). It
+stops at the redirect to the client's redirect_uri and returns that Location
+instead of following it, since that is what the client's callback receives.
 
 Every step checks the response it expects (status, form present) and raises
 BrowserError with the status and a body excerpt otherwise, so a failing e2e
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx2
 
@@ -117,6 +118,13 @@ class HeadlessBrowser:
         page = await self._http.get(authorization_url)
         if page.status_code == 302 and urlsplit(page.headers["location"]).path.startswith("/accounts/login/"):
             page = await self._log_in(urljoin(authorization_url, page.headers["location"]))
+        if page.status_code == 302 and "code" in parse_qs(urlsplit(page.headers.get("location", "")).query):
+            # This person already allowed the client these scopes: the server remembered it and
+            # answered without the consent page (oauth_app/consent.py), as it does in a browser.
+            if decision != "allow":
+                raise BrowserError(f"authorize: consent was remembered, no page to {decision} on: {_describe(page)}")
+            self.redirects.append(page.headers["location"])
+            return page.headers["location"]
         if page.status_code != 200:
             raise BrowserError(f"authorize: expected the consent page (200) or a login redirect, got {_describe(page)}")
         consent = find_form(page.text, "request_id")

@@ -58,7 +58,13 @@ def redirect_query(response) -> dict:
 
 
 def obtain_code(client, client_id: str, challenge: str, **extra) -> str:
+    """A code through the consent page (Allow), or at once when the person's consent to the
+    client is remembered (oauth_app/consent.py)."""
     page = consent_page(client, authorize_params(client_id, challenge, **extra))
+    if page.status_code == 302 and page["Location"].startswith(extra.get("redirect_uri", REDIRECT_URI) + "?"):
+        query = redirect_query(page)
+        assert "code" in query, query
+        return query["code"]
     assert page.status_code == 200, page.content
     query = redirect_query(decide(client, page))
     assert "code" in query, query
