@@ -76,3 +76,10 @@ soak: install
 	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/soak.py --minutes $(MINUTES)
 
+# The admin's dashboard, audit list and CSV export over a million audit rows (bench/dashboard.py, about
+# 4 minutes), on SQLite and on a throw-away PostgreSQL (Debian's postgresql); tables to bench/results/
+# and docs/performance.md.
+.PHONY: bench-dashboard
+bench-dashboard: install
+	$(BIN)/python bench/dashboard.py
+

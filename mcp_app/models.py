@@ -38,6 +38,12 @@ class ToolCall(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The admin's filters, newest first (its changelist over a million rows, docs/performance.md).
+        indexes = [
+            models.Index(fields=["tool", "created_at"], name="mcp_toolcall_tool_created"),
+            models.Index(fields=["client_id", "created_at"], name="mcp_toolcall_client_created"),
+            models.Index(fields=["outcome", "created_at"], name="mcp_toolcall_outcome_created"),
+        ]
 
     def __str__(self):
         who = self.username or "anonymous"
@@ -104,3 +110,57 @@ class Task(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in self.TERMINAL
+
+
+class ToolCallRollup(models.Model):
+    """The audit trail summed per day, tool and duration bucket, for the admin's dashboard.
+
+    Kept up to date in the transaction that writes the ``ToolCall`` rows
+    (``engine/audit_rollup.py``), and rebuilt from them by ``manage.py rebuild_audit_rollups``.
+    The buckets are a log-scale histogram of durations: percentiles over any range of days
+    come from summing them, without reading a single audit row.
+    """
+
+    day = models.DateField(help_text="The day of the calls, in the server's time zone (TIME_ZONE).")
+    tool = models.CharField(max_length=TOOL_NAME_CHARS)
+    bucket = models.SmallIntegerField(help_text="The duration bucket (engine/audit_rollup.py).")
+    calls = models.BigIntegerField(default=0)
+    tool_errors = models.BigIntegerField(default=0)
+    protocol_errors = models.BigIntegerField(default=0)
+    duration_ms_sum = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "tool", "bucket"], name="mcp_toolcallrollup_key")]
+
+    def __str__(self):
+        return f"{self.tool} on {self.day}, bucket {self.bucket}: {self.calls} calls"
+
+
+class CallerRollup(models.Model):
+    """Who called on each day: one row per day, person (the audit's username snapshot) and
+    OAuth client, with their number of calls. Maintained with ``ToolCallRollup``; it answers
+    "how many people and clients were active" over a range without scanning the audit trail."""
+
+    day = models.DateField()
+    username = models.CharField(max_length=150, blank=True)
+    client_id = models.CharField(max_length=255, blank=True)
+    calls = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "username", "client_id"], name="mcp_callerrollup_key")]
+
+    def __str__(self):
+        return f"{self.username or 'anonymous'} with {self.client_id or 'no client'} on {self.day}: {self.calls} calls"
+
+
+class Dashboard(models.Model):
+    """The tool-call dashboard in the admin (``admin.py``, ``DashboardAdmin``).
+
+    No table: this model only gives the dashboard its place in the admin's index. Whoever
+    may view tool calls may see it."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        verbose_name = "dashboard"
+        verbose_name_plural = "dashboard"

@@ -39,6 +39,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
+from mcp_app.engine import audit_rollup
 from mcp_app.models import ToolCall
 from mcp_app.principal import RequestInfo
 from mcp_app.protocol.errors import INVALID_PARAMS
@@ -180,8 +181,10 @@ def _columns() -> tuple[list[tuple[str, Field | None]], str]:
 
 @database_sync_to_async
 def _insert(rows: list[dict[str, Any]]) -> list[Exception | None]:
-    """Write ``rows`` in one transaction; if that fails, row by row, so that one bad
-    row (a user deleted meanwhile) costs only itself. What went wrong with each row, if anything."""
+    """Write ``rows`` in one transaction, with what they add to the dashboard's rollups
+    (``audit_rollup.add``, in the same transaction: both or neither); if that fails, row by
+    row, so that one bad row (a user deleted meanwhile) costs only itself. What went wrong
+    with each row, if anything."""
     columns, sql = _columns()
     connection = connections[DEFAULT_DB_ALIAS]  # this thread's
     values = [
@@ -191,15 +194,17 @@ def _insert(rows: list[dict[str, Any]]) -> list[Exception | None]:
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(sql, values)
+            audit_rollup.add(rows)
         return [None] * len(rows)
     except Exception as exc:
         if len(rows) == 1:
             return [exc]
     problems: list[Exception | None] = []
-    for one in values:
+    for row, one in zip(rows, values, strict=True):
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(sql, one)
+                audit_rollup.add([row])
             problems.append(None)
         except Exception as exc:
             problems.append(exc)

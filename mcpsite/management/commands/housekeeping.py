@@ -9,7 +9,8 @@ Removes, and prints how many of each it removed:
   MCP_UNUSED_CLIENT_DAYS days ago;
 - records of redeemed authorization codes whose tokens are all gone (a replay of
   such a code has nothing left to revoke);
-- tool-call and auth-event audit rows older than MCP_AUDIT_RETENTION_DAYS days;
+- tool-call and auth-event audit rows older than MCP_AUDIT_RETENTION_DAYS days (and the
+  tool-call dashboard's rollups of those days);
 - tasks past their time to live (MCP_TASK_TTL_SECONDS), which tasks/get no longer finds.
 A setting of 0 days keeps those rows. Running it twice in a row removes nothing the
 second time.
@@ -31,6 +32,7 @@ from oauth2_provider.models import (
 )
 from oauth2_provider.settings import oauth2_settings
 
+from mcp_app.engine import audit_rollup
 from mcp_app.models import Task, ToolCall
 from oauth_app.models import AuthEvent, RedeemedCode
 
@@ -45,6 +47,9 @@ class Command(BaseCommand):
         removed["never-used registered clients"] = self._unused_clients(now)
         removed["redeemed-code records with no tokens left"] = self._spent_code_records()
         removed["tool-call audit rows"] = self._older_than(ToolCall, now)
+        if removed["tool-call audit rows"] is not None:
+            # The dashboard's rollups forget the same days, and recount the one cut in two.
+            audit_rollup.forget_before(now - timedelta(days=settings.MCP_AUDIT_RETENTION_DAYS))
         removed["auth events"] = self._older_than(AuthEvent, now)
         removed["expired tasks"] = Task.objects.filter(expires_at__lte=now).delete()[0]
         for what, count in removed.items():
