@@ -18,9 +18,12 @@ half over the legacy HTTP+SSE transport. Each one, one thing at a time:
 
 Every `--sample-seconds` it reads the server's resident memory (VmRSS) and
 open file descriptors from /proc, and counts calls, refreshes, reconnects and
-errors. The report (bench/soak_report.py) goes to bench/results/soak-<time>.md,
-.json and .png; it lists each distinct error with its count, and says whether
-memory and FDs level off. Exit status 1 on any error.
+errors. With `--tracemalloc FRAMES` the server traces its allocations
+(`mcpsite/memory_trace.py`) and takes a snapshot after `--warmup-minutes` of load
+and one at its end; the report lists what grew between them, line by line.
+The report (bench/soak_report.py) goes to bench/results/soak-<time>.md, .json and
+.png; it lists each distinct error with its count, and says whether memory and
+FDs level off. Exit status 1 on any error.
 
     python bench/soak.py [--minutes 10] [--sessions 200] [--think 1.0] [--sample-seconds 10]
 """
@@ -383,13 +386,19 @@ async def soak(args, server, client_id: str, username: str, grants: list[dict], 
         for i, (transport, g) in enumerate(zip(transports, grants, strict=False))
     ]
     deadline = started + args.minutes * 60
+    snapshots = Snapshots(server.process.pid, args.trace_dir) if args.tracemalloc else None
+    warmed_up = started + args.warmup_minutes * 60
     while (now := time.monotonic()) < deadline:
+        if snapshots is not None and not snapshots.taken and now >= warmed_up:
+            snapshots.take()  # after the warm-up: what the server holds once it has seen every path
         # Until the next sample is due (or, should every client have stopped, at once).
         await asyncio.wait(users, timeout=min(args.sample_seconds, deadline - now))
         if server.process.poll() is not None:
             runner.totals.errors[f"the server exited with status {server.process.returncode}"] += 1
             break
         log(progress_line(sampler.take()))
+    if snapshots is not None and snapshots.taken and server.process.poll() is None:
+        snapshots.take()  # the end of the load, sessions still open
     runner.stop.set()
     done, stuck = await asyncio.wait(users, timeout=OP_TIMEOUT * 2)
     for task in stuck:
@@ -400,7 +409,66 @@ async def soak(args, server, client_id: str, username: str, grants: list[dict], 
             runner.totals.error("client crashed", task.exception())
     if server.process.poll() is None:
         log(progress_line(sampler.take("after")))  # every session closed: what the server holds at rest
-    return {"samples": sampler.samples, "errors": dict(runner.totals.errors.most_common())}
+    # Read after the clients stopped: loading two snapshots takes this process seconds.
+    tracemalloc_top = await snapshots.growth() if snapshots is not None and len(snapshots.taken) > 1 else None
+    return {
+        "samples": sampler.samples,
+        "errors": dict(runner.totals.errors.most_common()),
+        "tracemalloc": tracemalloc_top,
+    }
+
+
+class Snapshots:
+    """tracemalloc snapshots of the server, asked for with SIGUSR2 (``mcpsite/memory_trace.py``)."""
+
+    TOP = 15  # lines of growth the report lists
+    WAIT_SECONDS = 120.0  # a snapshot of a big heap takes a while to write
+
+    def __init__(self, pid: int, directory: Path):
+        self.pid = pid
+        self.directory = directory
+        self.taken: list[tuple[float, Path]] = []
+
+    def take(self) -> None:
+        number = len(self.taken) + 1
+        os.kill(self.pid, signal.SIGUSR2)
+        self.taken.append((time.monotonic(), self.directory / f"{self.pid}-{number}.tracemalloc"))
+
+    async def growth(self) -> dict:
+        """What grew between the first and the last snapshot, by line of code (top ``TOP``)."""
+        import tracemalloc
+
+        for _, path in self.taken:
+            # The server writes the file under another name and renames it when done.
+            deadline = time.monotonic() + self.WAIT_SECONDS
+            while not path.exists():
+                if time.monotonic() > deadline:
+                    return {"error": f"no snapshot {path.name} within {self.WAIT_SECONDS:g} s"}
+                await asyncio.sleep(0.5)  # polling a file the server is writing; bounded above
+        first, last = await asyncio.to_thread(
+            lambda: [tracemalloc.Snapshot.load(str(path)) for _, path in (self.taken[0], self.taken[-1])]
+        )
+        differences = last.compare_to(first, "lineno")
+        total = sum(stat.size_diff for stat in differences)
+        # The call chains behind the biggest growth (as deep as the server traced).
+        chains = last.compare_to(first, "traceback")[:3]
+        return {
+            "chains": [
+                {"size_diff_kib": round(stat.size_diff / 1024, 1), "frames": stat.traceback.format()[-24:]}
+                for stat in chains
+            ],
+            "minutes_between": round((self.taken[-1][0] - self.taken[0][0]) / 60, 1),
+            "total_kib": round(total / 1024, 1),
+            "top": [
+                {
+                    "where": f"{stat.traceback[0].filename}:{stat.traceback[0].lineno}",
+                    "size_diff_kib": round(stat.size_diff / 1024, 1),
+                    "count_diff": stat.count_diff,
+                    "size_kib": round(stat.size / 1024, 1),
+                }
+                for stat in differences[: self.TOP]
+            ],
+        }
 
 
 def main() -> int:
@@ -423,6 +491,12 @@ def main() -> int:
         help="seconds between samples (default 10, or less so a run has at least 12)",
     )
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument(
+        "--tracemalloc", type=int, default=0, help="frames the server traces (0: off); snapshots after the warm-up"
+    )
+    parser.add_argument(
+        "--warmup-minutes", type=float, default=3.0, help="minutes of load before the first tracemalloc snapshot"
+    )
     args = parser.parse_args()
     if args.sample_seconds is None:
         args.sample_seconds = min(10.0, args.minutes * 60 / 12)
@@ -445,11 +519,14 @@ def main() -> int:
         "pinned": pinned,
         "cpus": os.cpu_count(),
         "limits": GENEROUS_LIMITS,
+        "tracemalloc": args.tracemalloc,
     }
     with tempfile.TemporaryDirectory(prefix="mcp-soak-") as tmp:
         directory = Path(tmp)
         log("preparing the database (migrate, user)...")
         template = servers.prepare_template(directory)
+        args.trace_dir = directory
+        tracing = {"MCP_TRACEMALLOC": str(args.tracemalloc), "MCP_TRACEMALLOC_DIR": str(directory)}
         server = servers.start(
             SERVER,
             servers.free_port(),
@@ -457,7 +534,7 @@ def main() -> int:
             template=template,
             token="",
             cpus=SERVER_CPUS if pinned else None,
-            extra_env=GENEROUS_LIMITS,
+            extra_env={**GENEROUS_LIMITS, **(tracing if args.tracemalloc else {})},
         )
         try:
             log(

@@ -172,7 +172,32 @@ def markdown(results: dict, verdicts: dict) -> str:
             f"| {name} | {v['start']:g} → {v['end']:g} ({v['peak']:g}){unit_text} | {' / '.join(f'{m:g}' for m in v['medians'])} "
             f"| {v['early_rise']:+g} | {v['late_rise']:+g} | {v['allowed']:g} | {'yes' if v['levels_off'] else '**no**'} |"
         )
+    out += _tracemalloc_section(results.get("tracemalloc"))
     return "\n".join(out) + "\n"
+
+
+def _tracemalloc_section(traced: dict | None) -> list[str]:
+    """What grew inside the server between the two tracemalloc snapshots (bench/soak.py --tracemalloc)."""
+    if not traced:
+        return []
+    out = ["", "## Where memory went (tracemalloc, inside the server)", ""]
+    if "error" in traced:
+        return [*out, traced["error"]]
+    out += [
+        f"Between the snapshot after the warm-up and the one at the end of the load "
+        f"({traced['minutes_between']:g} min apart), traced allocations changed by {traced['total_kib']:+g} KiB "
+        "in all. The lines that grew most:",
+        "",
+        "| where | change KiB | change in blocks | held at the end KiB |",
+        "|---|---:|---:|---:|",
+    ]
+    out += [
+        f"| `{row['where']}` | {row['size_diff_kib']:+g} | {row['count_diff']:+d} | {row['size_kib']:g} |"
+        for row in traced["top"]
+    ]
+    for chain in traced.get("chains", []):
+        out += ["", f"Call chain of a growth of {chain['size_diff_kib']:+g} KiB:", "", "```", *chain["frames"], "```"]
+    return out
 
 
 # -- plot -----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ They run with every management command and when the ASGI application loads
 With ``DJANGO_DEBUG`` on they stay quiet: development runs on defaults.
 """
 
+import logging
 import re
 import sys
 from contextlib import contextmanager
@@ -12,7 +13,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, register
+from django.core.checks import Warning as CheckWarning
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.http import is_same_domain
 
 from oauth_app.origins import is_loopback_host
 
@@ -73,6 +76,27 @@ def check_public_url(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.security, CONFIGURATION_TAG)
+def check_public_url_host_in_debug(app_configs=None, **kwargs):
+    """With debug on E003 does not apply, and a public URL on a host this server does not answer
+    to (not loopback, not in DJANGO_ALLOWED_HOSTS) would bind every token and every OAuth URL to
+    a server elsewhere: said, not refused (a developer may mean it, behind a tunnel)."""
+    if not settings.DEBUG or not settings.MCP_PUBLIC_URL:
+        return []
+    host = urlsplit(settings.MCP_PUBLIC_URL).hostname or ""
+    allowed = settings.ALLOWED_HOSTS
+    if is_loopback_host(host) or "*" in allowed or any(is_same_domain(host, pattern) for pattern in allowed):
+        return []
+    return [
+        CheckWarning(
+            f"MCP_PUBLIC_URL {settings.MCP_PUBLIC_URL!r} names a host this server does not answer to.",
+            hint="Tokens are bound to MCP_PUBLIC_URL and clients are sent there: set it to this server's own "
+            "URL, or add its host to DJANGO_ALLOWED_HOSTS if a tunnel or proxy forwards it here.",
+            id="mcpsite.W001",
+        )
+    ]
 
 
 @register(Tags.security, CONFIGURATION_TAG)
@@ -179,7 +203,10 @@ def refuse_insecure_configuration() -> None:
     """
     from django.core.checks import run_checks
 
-    errors = [message for message in run_checks(tags=[CONFIGURATION_TAG]) if message.is_serious()]
+    messages = run_checks(tags=[CONFIGURATION_TAG])
+    for warning in (message for message in messages if not message.is_serious()):
+        logging.getLogger("mcpsite.checks").warning("%s: %s HINT: %s", warning.id, warning.msg, warning.hint)
+    errors = [message for message in messages if message.is_serious()]
     if errors:
         raise RefusedConfiguration("\n".join(f"{e.id}: {e.msg}\n    HINT: {e.hint}" for e in errors))
 
@@ -189,8 +216,14 @@ def refuse_to_start_on_bad_configuration(stream=None):
     """Around the loading of the ASGI application: a malformed environment variable
     (``ImproperlyConfigured``) or a failed check ends the process with status 1 and the
     problem on stderr, as lines a person reads, not a traceback."""
+    from mcpsite.reachability import ServiceUnreachable
+
     try:
         yield
     except (ImproperlyConfigured, RefusedConfiguration) as problem:
         print(f"Refusing to start: the configuration is not safe to serve.\n{problem}", file=stream or sys.stderr)
+        raise SystemExit(1) from None
+    except ServiceUnreachable as problem:
+        heading = "Refusing to start: a service the configuration names does not answer."
+        print(f"{heading}\n{problem}", file=stream or sys.stderr)
         raise SystemExit(1) from None

@@ -32,6 +32,9 @@ REDIS_URL = env_str("REDIS_URL")
 ACCESS_TOKEN_TTL = env_int("MCP_ACCESS_TOKEN_TTL", 3600, minimum=1)
 REFRESH_TOKEN_TTL = env_int("MCP_REFRESH_TOKEN_TTL", 30 * 24 * 3600, minimum=60)
 AUTHORIZATION_CODE_TTL = env_int("MCP_AUTHORIZATION_CODE_TTL", 60, minimum=1)
+# A client a person already allowed the requested scopes (and has not revoked since) gets its code
+# without the consent page (oauth_app/consent.py). 0: the page every time.
+MCP_REMEMBER_CONSENT = env_bool("MCP_REMEMBER_CONSENT", True)
 # Dynamic client registrations accepted per client address per hour.
 MCP_REGISTRATIONS_PER_HOUR = env_int("MCP_REGISTRATIONS_PER_HOUR", 30, minimum=1)
 # Client ID Metadata Documents (CIMD; MCP 2026-07-28, draft-ietf-oauth-client-id-metadata-document):
@@ -63,6 +66,11 @@ MCP_CIMD_TEST_LOOPBACK_CA = env_str("MCP_CIMD_TEST_LOOPBACK_CA")
 MCP_TOKEN_REQUESTS_PER_MINUTE = env_int("MCP_TOKEN_REQUESTS_PER_MINUTE", 60, minimum=1)
 MCP_AUTHORIZE_REQUESTS_PER_MINUTE = env_int("MCP_AUTHORIZE_REQUESTS_PER_MINUTE", 60, minimum=1)
 MCP_REVOKE_REQUESTS_PER_MINUTE = env_int("MCP_REVOKE_REQUESTS_PER_MINUTE", 60, minimum=1)
+# Requests to the RFC 7592 client configuration endpoint (/register/<client_id>) per client address
+# per minute, counted before the registration access token is checked.
+MCP_REGISTRATION_MANAGEMENT_REQUESTS_PER_MINUTE = env_int(
+    "MCP_REGISTRATION_MANAGEMENT_REQUESTS_PER_MINUTE", 60, minimum=1
+)
 # Login lockout: the failed login that makes this many for one username, or from one address
 # (two separate counts), locks that username / address: its logins are refused (429 page) until
 # MCP_LOGIN_LOCKOUT_MINUTES pass without a try; staff can lift it in the admin (Access attempts).
@@ -70,14 +78,25 @@ MCP_LOGIN_FAILURE_LIMIT = env_int("MCP_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 MCP_LOGIN_LOCKOUT_MINUTES = env_int("MCP_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 # MCP transports: request body bound, idle session expiry, SSE keep-alive, sessions per process.
 MCP_MAX_BODY_BYTES = env_int("MCP_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
+# Seconds a request may take to arrive whole (its headers after the request line, and its body);
+# a slower sender gets 408 and its connection closed (mcpsite/daphne_requests.py, under daphne).
+MCP_REQUEST_READ_SECONDS = env_seconds("MCP_REQUEST_READ_SECONDS", 30.0)
 MCP_SESSION_IDLE_SECONDS = env_int("MCP_SESSION_IDLE_SECONDS", 1800, minimum=1)
 MCP_SSE_PING_SECONDS = env_int("MCP_SSE_PING_SECONDS", 20, minimum=1)
 MCP_MAX_SESSIONS = env_int("MCP_MAX_SESSIONS", 10000, minimum=1)
+# ...of which one person may hold this many, and one access token this many (mcp_app/cluster/directory.py),
+# and the subscriptions/listen streams one person may hold open (stateless era), each per worker.
+MCP_MAX_SESSIONS_PER_USER = env_int("MCP_MAX_SESSIONS_PER_USER", 100, minimum=1)
+MCP_MAX_SESSIONS_PER_TOKEN = env_int("MCP_MAX_SESSIONS_PER_TOKEN", 50, minimum=1)
+MCP_MAX_LISTEN_STREAMS_PER_USER = env_int("MCP_MAX_LISTEN_STREAMS_PER_USER", 20, minimum=1)
 # This worker's name in the session ids it issues ("<route>.<random>"), so a proxy can send a
 # session's requests to the worker that holds it (deploy/nginx); the systemd unit sets its port.
 MCP_WORKER_ROUTE = env_str("MCP_WORKER_ROUTE")
 # Resumability: SSE events kept per session for Last-Event-ID, and the reconnect delay clients are told.
 MCP_EVENT_LOG_SIZE = env_int("MCP_EVENT_LOG_SIZE", 1000, minimum=1)
+# ...and bytes: per session, and for all the sessions of a process together (mcp_app/sessions/event_log.py).
+MCP_EVENT_LOG_BYTES = env_int("MCP_EVENT_LOG_BYTES", 1 << 20, minimum=1024)
+MCP_EVENT_LOG_PROCESS_BYTES = env_int("MCP_EVENT_LOG_PROCESS_BYTES", 64 << 20, minimum=1 << 20)
 MCP_SSE_RETRY_MS = env_int("MCP_SSE_RETRY_MS", 1000, minimum=0)
 # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses); nobody else's are.
 MCP_TRUSTED_PROXIES = env_list("MCP_TRUSTED_PROXIES", [])
@@ -118,6 +137,9 @@ MCP_OPENTELEMETRY = env_bool("MCP_OPENTELEMETRY", False)
 # Engine extensions: import paths of modules whose `install(server, features)` adds tools, resources
 # or prompts (mcp_app/engine/extensions.py). The tests load the conformance suite's fixtures this way.
 MCP_EXTENSIONS = env_list("MCP_EXTENSIONS", [])
+# Soak runs only: trace allocations with this many frames; SIGUSR2 writes a snapshot (mcpsite/memory_trace.py).
+MCP_TRACEMALLOC = env_int("MCP_TRACEMALLOC", 0, minimum=0)
+MCP_TRACEMALLOC_DIR = env_str("MCP_TRACEMALLOC_DIR", ".")
 # HSTS on HTTPS responses; on by default only when debug is off (a development http://localhost must not be pinned).
 MCP_HSTS_SECONDS = env_int("MCP_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
 MCP_HSTS_INCLUDE_SUBDOMAINS = env_bool("MCP_HSTS_INCLUDE_SUBDOMAINS", True)
@@ -167,6 +189,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "mcpsite.reachability.DatabaseUnavailable",  # a lost database: 503 with Retry-After, never 500
     "csp.middleware.CSPMiddleware",  # Content-Security-Policy (CONTENT_SECURITY_POLICY below)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -326,7 +349,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # ---------------------------------------------------------------------------
-# Login lockout (django-axes) and OAuth endpoint rate limits (django-ratelimit)
+# Login lockout (django-axes); the OAuth endpoints' rate limits are oauth_app/ratelimit.py's
 # ---------------------------------------------------------------------------
 # Failures are kept in the database (AccessAttempt), so every worker sees the same
 # count without Redis; staff see them, and lift a lockout by deleting the attempt,
@@ -346,16 +369,14 @@ AXES_LOCKOUT_CALLABLE = "mcpsite.login_lockout.lockout_response"  # 429 page wit
 AXES_RESET_ON_SUCCESS = False
 # Successful logins go to the auth event trail, not to a second, unbounded axes table.
 AXES_DISABLE_ACCESS_LOG = True
-# django-ratelimit (used through oauth_app/ratelimit.py only; not an installed app, since its
-# system check rejects the per-process LocMem cache that development uses on purpose).
-RATELIMIT_USE_CACHE = "default"  # LocMem per process; Redis, shared by all workers, with REDIS_URL
-RATELIMIT_IP_META_KEY = "oauth_app.ratelimit.counted_address"  # REMOTE_ADDR, proxy-resolved
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A refused Host or oversize body is one line, not a traceback (mcpsite/log_filters.py).
+    "filters": {"security_one_line": {"()": "mcpsite.log_filters.SecurityRefusalsOnOneLine"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["security_one_line"]}},
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
         # DOT logs request details (including codes) at DEBUG; keep it above that.

@@ -7,6 +7,7 @@ from django.urls import path, re_path
 from oauth2_provider import views as dot_views
 
 from oauth_app.ratelimit import rate_limited
+from oauth_app.redirect_uris import refuse_invalid_redirect_ports
 from oauth_app.views import authorize, metadata, registration, token
 
 app_name = "oauth2_provider"
@@ -28,9 +29,17 @@ urlpatterns = [
         metadata.ProtectedResourceMetadataView.as_view(),
         name="oauth-resource-metadata-path",
     ),
-    path("authorize", rate_limited("authorize", authorize.ConsentView.as_view()), name="authorize"),
+    path(
+        "authorize",
+        rate_limited("authorize", refuse_invalid_redirect_ports(authorize.ConsentView.as_view())),
+        name="authorize",
+    ),
     path("token", rate_limited("token", token.TokenView.as_view()), name="token"),
     path("revoke", rate_limited("revoke", token.RevokeTokenView.as_view()), name="revoke-token"),
     path("register", rate_limited("register", registration.RegistrationView.as_view()), name="dcr-register"),
-    path("register/<str:client_id>", registration.RegistrationManagementView.as_view(), name="dcr-register-management"),
+    path(
+        "register/<str:client_id>",
+        rate_limited("register-management", registration.RegistrationManagementView.as_view()),
+        name="dcr-register-management",
+    ),
 ]

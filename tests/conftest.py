@@ -30,10 +30,15 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    # Rate-limit counters live in the cache; each test starts from zero.
+    # Each test starts from nothing: the cache, and the OAuth endpoints' rate-limit windows
+    # (kept in this process without REDIS_URL).
+    from oauth_app.ratelimit import windows
+
     cache.clear()
+    windows.clear()
     yield
     cache.clear()
+    windows.clear()
 
 
 @pytest.fixture

@@ -12,11 +12,17 @@ is dropped and the request gets 404, so the client starts a new session.
 
 A session is found only by the principal that created it (same user, same
 OAuth client): to anyone else it does not exist (404).
+
+The sessions of one worker are bounded (`MCP_MAX_SESSIONS`, 503 past it), and so
+is each person's share of them (`MCP_MAX_SESSIONS_PER_USER`) and each token's
+(`MCP_MAX_SESSIONS_PER_TOKEN`): `PersonalLimit`, answered 429, so that one person
+cannot take the whole pool.
 """
 
 import asyncio
 import logging
 import time
+from collections import Counter
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -40,6 +46,21 @@ class TooManySessions(Exception):
     pass
 
 
+class PersonalLimit(Exception):
+    """A person or a token holds as many sessions of this worker as they may."""
+
+    def __init__(self, what: str, limit: int):
+        super().__init__(f"{what}: {limit}")
+        self.what = what  # "person" or "token"
+        self.limit = limit
+
+
+def _release(counts: Counter, key) -> None:
+    counts[key] -= 1
+    if counts[key] <= 0:
+        del counts[key]  # no entry for someone with none: the counters hold only who is here
+
+
 def _record_key(session_id: str) -> str:
     return _RECORD_PREFIX + session_id
 
@@ -61,6 +82,8 @@ async def _shared(operation):
 class SessionDirectory:
     def __init__(self):
         self._sessions: dict[str, MCPSession] = {}
+        self._per_user: Counter[int] = Counter()  # sessions of each person, here
+        self._per_token: Counter[str] = Counter()  # sessions each token created, here
         self._channel: str | None = None
         self._door: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
@@ -70,15 +93,23 @@ class SessionDirectory:
     async def create(self, principal: Principal, transport: Transport) -> MCPSession:
         if len(self._sessions) >= settings.MCP_MAX_SESSIONS:
             raise TooManySessions(len(self._sessions))
+        if self._per_user[principal.user_id] >= settings.MCP_MAX_SESSIONS_PER_USER:
+            raise PersonalLimit("person", settings.MCP_MAX_SESSIONS_PER_USER)
+        if self._per_token[principal.token_checksum] >= settings.MCP_MAX_SESSIONS_PER_TOKEN:
+            raise PersonalLimit("token", settings.MCP_MAX_SESSIONS_PER_TOKEN)
         session = MCPSession(
             principal,
             transport,
             idle_seconds=settings.MCP_SESSION_IDLE_SECONDS,
             on_end=self.forget,
             event_capacity=settings.MCP_EVENT_LOG_SIZE,
+            event_bytes=settings.MCP_EVENT_LOG_BYTES,
+            process_event_bytes=settings.MCP_EVENT_LOG_PROCESS_BYTES,
             route=settings.MCP_WORKER_ROUTE,
         )
         self._sessions[session.id] = session
+        self._per_user[principal.user_id] += 1
+        self._per_token[principal.token_checksum] += 1
         session.start()
         try:
             await self.publish(session)
@@ -91,6 +122,8 @@ class SessionDirectory:
     def forget(self, session: MCPSession) -> None:
         if self._sessions.get(session.id) is session:
             del self._sessions[session.id]
+            _release(self._per_user, session.principal.user_id)
+            _release(self._per_token, session.principal.token_checksum)
             asyncio.get_running_loop().create_task(self._unpublish(session.id))
 
     async def _unpublish(self, session_id: str) -> None:

@@ -112,7 +112,7 @@ class RemoteSession:
             while True:
                 event = await self._layer.receive(self._reply_channel)
                 if event["type"] == OUTBOUND:
-                    queue.put_nowait(Event(event["event_id"], jsonrpc.parse_message(event["message"].encode())))
+                    queue.put_nowait(Event(event["event_id"], event["message"].encode(), bool(event.get("reply"))))
                 elif event["type"] == STREAM_CLOSED:
                     queue.put_nowait(StreamClosed(event["stream"]))
                     return
@@ -259,10 +259,10 @@ async def _relay(queue: EventQueue, reply, relays: dict, reply_to: str, *, stop_
             if isinstance(event, StreamClosed):
                 await reply({"type": STREAM_CLOSED, "stream": event.stream})
                 return
-            payload = {"type": OUTBOUND, "event_id": event.id, "message": jsonrpc.serialize(event.message).decode()}
+            payload = {"type": OUTBOUND, "event_id": event.id, "message": event.data.decode(), "reply": event.is_reply}
             if not await reply(payload):
                 return
-            if stop_at_reply and jsonrpc.is_reply(event.message):
+            if stop_at_reply and event.is_reply:
                 return
 
     task = asyncio.get_running_loop().create_task(pump())

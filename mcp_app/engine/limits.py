@@ -6,9 +6,10 @@ once per session, and a time limit per call.
 limits do: a refused call as a protocol error with the code below, a call that ran out of
 time as a tool error.
 
-- **Rate** (``MCP_TOOL_CALLS_PER_MINUTE``, 0 = off): calls per access token in fixed
-  one-minute windows, each starting at the token's first call in it, keyed on the token's
-  SHA-256 checksum (``Principal.token_checksum``), never the token. Past the limit a call
+- **Rate** (``MCP_TOOL_CALLS_PER_MINUTE``, 0 = off): calls per person and OAuth client in
+  fixed one-minute windows, each starting at the first call in it. Not per access token:
+  a client that refreshes gets a new token, and must not get a new allowance with it (nor
+  may a second session or a retried authorization). Past the limit a call
   is refused with JSON-RPC error ``RATE_LIMITED``, whose ``data.retryAfter`` says in how
   many seconds the window ends (refused calls count too). With ``REDIS_URL`` the counters
   live in Redis, shared by every worker: the ``limits`` library's fixed window on
@@ -51,7 +52,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
 from mcp_app.engine.tasks.current import current_task
-from mcp_app.principal import RequestInfo
+from mcp_app.principal import Principal, RequestInfo
 from mcp_app.protocol.errors import RATE_LIMITED, TOO_MANY_RUNNING_CALLS
 from mcp_app.protocol.names import STATELESS_PROTOCOL_VERSIONS, TOOLS_CALL
 
@@ -86,7 +87,7 @@ async def limit_tool_calls(ctx: ServerRequestContext[Any, Any], call_next: CallN
     session_key = _start_running(_running_key(info)) if info is not None else None
     try:
         if info is not None:
-            await _check_rate(info.principal.token_checksum)
+            await _check_rate(rate_key(info.principal))
         timeout = settings.MCP_TOOL_CALL_TIMEOUT_SECONDS
         with anyio.move_on_after(timeout):
             return await call_next(ctx)
@@ -145,17 +146,22 @@ def running_calls(session_id: str) -> int:
     return _running.get(session_id, 0)
 
 
-# -- calls per token per minute --------------------------------------------------------------
-async def _check_rate(token_key: str) -> None:
+# -- calls per person and client per minute ---------------------------------------------------
+def rate_key(principal: Principal) -> str:
+    """What the rate counts by: the person and the OAuth client, across every token of theirs."""
+    return f"{principal.user_id}:{principal.client_id}"
+
+
+async def _check_rate(key: str) -> None:
     limit = settings.MCP_TOOL_CALLS_PER_MINUTE
     if not limit:
         return
-    retry_after = await _counters.hit(token_key, limit)
+    retry_after = await _counters.hit(key, limit)
     if retry_after is not None:
         seconds = max(1, math.ceil(retry_after))
         raise MCPError(
             RATE_LIMITED,
-            f"Rate limit exceeded: {limit} tools/call per minute for this token; retry in {seconds} s",
+            f"Rate limit exceeded: {limit} tools/call per minute for you through this client; retry in {seconds} s",
             {"retryAfter": seconds, "limit": limit},
         )
 

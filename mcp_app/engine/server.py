@@ -18,6 +18,7 @@ from mcp_app.engine.arguments import require_valid_arguments
 from mcp_app.engine.audit import install_audit
 from mcp_app.engine.completions import install_completions
 from mcp_app.engine.connected import session_lifespan, track_sessions
+from mcp_app.engine.echo import install_echo_limit
 from mcp_app.engine.extensions import Features, install_extensions, load_extensions
 from mcp_app.engine.fanout import bus
 from mcp_app.engine.limits import install_limits
@@ -83,6 +84,7 @@ def build_server(extensions: list[str] | tuple[str, ...] = ()) -> MCPServer:
     # After every tool is added: unknown tools and bad arguments are answered as invalid params.
     require_valid_arguments(server)
     install_access(server)  # outermost: a tool the caller may not use is unknown to them
+    install_echo_limit(server)  # the first middleware of ours: every error below it is cut
     install_audit(server)
     install_limits(server)  # inside the audit: refused and timed-out calls are recorded
     _tasks_of[server] = tasks

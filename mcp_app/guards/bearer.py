@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 
 from mcp_app.guards.audience import request_url, server_origin
 from mcp_app.guards.challenges import (
@@ -26,6 +27,7 @@ from mcp_app.guards.challenges import (
     InvalidToken,
     MissingToken,
     send_challenge,
+    send_unavailable,
 )
 from mcp_app.guards.revocations import revocations
 from mcp_app.guards.token_cache import TokenCache, token_cache
@@ -110,6 +112,10 @@ class BearerGuard:
             raise ValueError(f"the bearer guard serves HTTP only, not {scope['type']!r}")
         try:
             principal = await self.authenticate(scope)
+        except DatabaseError as exc:  # the database is away: try again soon, never a 500
+            log.warning("database unavailable (DATABASE_URL): %s: %s; answered 503", type(exc).__name__, exc)
+            await send_unavailable(send)
+            return
         except BearerChallenge as challenge:
             if not isinstance(challenge, MissingToken):  # a missing token is how every client starts
                 log.info("refused %s %s: %s", scope["method"], scope["path"], challenge.description)

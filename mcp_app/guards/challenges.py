@@ -68,3 +68,17 @@ async def send_challenge(send, challenge: BearerChallenge, origin: str) -> None:
         challenge.description,
         [(b"www-authenticate", www_authenticate(challenge, origin).encode("latin-1"))],
     )
+
+
+RETRY_AFTER_SECONDS = 5  # what a client is told to wait when the database is away
+
+
+async def send_unavailable(send) -> None:
+    """503 with Retry-After: the token could not be checked because the database is away."""
+    await send_error(
+        send,
+        503,
+        "temporarily_unavailable",
+        "The server cannot check tokens right now; retry shortly.",
+        [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+    )

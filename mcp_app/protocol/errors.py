@@ -24,6 +24,7 @@ __all__ = [
     "REQUEST_CANCELLED",
     "SESSION_NOT_FOUND",
     "TOO_MANY_RUNNING_CALLS",
+    "TOO_MANY_SESSIONS",
     "UNSUPPORTED_PROTOCOL_VERSION",
 ]
 # The 2026-07-28 codes (HEADER_MISMATCH -32020, MISSING_REQUIRED_CLIENT_CAPABILITY -32021,
@@ -35,5 +36,7 @@ SESSION_NOT_FOUND = -32001
 RATE_LIMITED = -32029
 # tools/call while the session already runs as many calls as it may.
 TOO_MANY_RUNNING_CALLS = -32030
+# A new session or stream while its person (or token) already holds as many as they may (HTTP 429).
+TOO_MANY_SESSIONS = -32031
 # What a cancelled request is answered with, so the POST waiting for it ends (as the SDK's own transport does).
 REQUEST_CANCELLED = -32800

@@ -3,7 +3,10 @@ workers broadcast (through Redis with ``REDIS_URL``, in-process otherwise).
 
 ``GroupMember(group, on_message).join()`` makes this process a member, with a task that
 hands each message of the group to ``on_message``, before it returns; it is idempotent
-and once per event loop (the tests run many loops in one process). A broken channel
+and once per event loop (the tests run many loops in one process). Joining never fails
+the request that asked: with the channel layer down (Redis) it says so in a log line,
+returns False, and is not tried again for ``JOIN_RETRY_SECONDS`` (each user of a group
+has its own fallback: a cache bound, a row read again). A broken channel
 layer is retried after a pause rather than given up; the membership is left when the
 task ends (or expires by itself in Redis if the process dies).
 
@@ -23,6 +26,7 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0  # pause before receiving again from a channel layer that failed
+JOIN_RETRY_SECONDS = 10.0  # after a failed join: no request pays the connect time-out again before this
 RENEW_SECONDS = 3600.0  # well inside the layers' default group_expiry of 86400 s
 
 
@@ -34,24 +38,33 @@ class GroupMember:
         self._receiver: asyncio.Task | None = None
         self.renewed = asyncio.Event()  # set at each renewal (for the tests)
         self._joining: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None  # one lock per loop
+        self._failed_until = 0.0
 
     def _joined(self, loop: asyncio.AbstractEventLoop) -> bool:
         return self._receiver is not None and not self._receiver.done() and self._receiver.get_loop() is loop
 
-    async def join(self) -> None:
-        """Be in the group, receiving, before this returns."""
+    async def join(self) -> bool:
+        """Be in the group, receiving, before this returns True; False if the channel layer failed."""
         loop = asyncio.get_running_loop()
         if self._joined(loop):
-            return
+            return True
+        if loop.time() < self._failed_until:
+            return False
         if self._joining is None or self._joining[0] is not loop:
             self._joining = (loop, asyncio.Lock())
         async with self._joining[1]:
             if self._joined(loop):
-                return
+                return True
             layer = get_channel_layer()
-            channel = await layer.new_channel(settings.CHANNEL_PREFIX)
-            await layer.group_add(self.group, channel)
+            try:
+                channel = await layer.new_channel(settings.CHANNEL_PREFIX)
+                await layer.group_add(self.group, channel)
+            except Exception as exc:
+                self._failed_until = loop.time() + JOIN_RETRY_SECONDS
+                log.warning("%s: could not join %s: %s: %s", self._name, self.group, type(exc).__name__, exc)
+                return False
             self._receiver = loop.create_task(self._receive(layer, channel), name=self._name)
+            return True
 
     async def _receive(self, layer, channel: str) -> None:
         renewer = asyncio.get_running_loop().create_task(self._renew(layer, channel), name=f"{self._name}-renew")

@@ -70,6 +70,8 @@ class MCPSession:
         idle_seconds: float,
         on_end=None,
         event_capacity: int = 1000,
+        event_bytes: int = 1 << 20,
+        process_event_bytes: int = 64 << 20,
         route: str = "",
     ):
         # Unguessable: it is a capability next to the token. A worker route in front lets a
@@ -85,7 +87,7 @@ class MCPSession:
         self._pending: dict[RequestId, _Pending] = {}
         self._request_streams = 0
         self._standalone: EventQueue | None = None
-        self.events = EventLog(event_capacity)
+        self.events = EventLog(event_capacity, event_bytes, process_event_bytes)
         self._inbound_send, self._inbound_recv = create_context_streams[SessionMessage | Exception](_STREAM_BUFFER)
         self._outbound_send, self._outbound_recv = create_context_streams[SessionMessage](_STREAM_BUFFER)
         self.closed = asyncio.Event()
@@ -127,6 +129,7 @@ class MCPSession:
                 queue.put_nowait(None)  # wakes every waiting transport: the session is gone
         self._pending.clear()
         self._standalone = None
+        self.events.clear()
         if self._on_end is not None:
             self._on_end(self)
 

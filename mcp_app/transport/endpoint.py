@@ -22,7 +22,7 @@ from mcp_app.guards.audience import server_origin
 from mcp_app.guards.challenges import InsufficientScope, send_challenge
 from mcp_app.principal import PRINCIPAL_SCOPE_KEY, Principal, RequestInfo
 from mcp_app.protocol import jsonrpc
-from mcp_app.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, SESSION_NOT_FOUND
+from mcp_app.protocol.errors import INTERNAL_ERROR, INVALID_REQUEST, SESSION_NOT_FOUND, TOO_MANY_SESSIONS
 from mcp_app.protocol.names import JSON, RESUMABLE_SINCE
 from mcp_app.protocol.scope import header, is_json_content
 from mcp_app.sessions.event_log import StreamClosed, UnknownEventId
@@ -38,6 +38,14 @@ UNREACHED = object()  # what `reach` and `read_json` return after they have answ
 
 class BodyTooLarge(Exception):
     pass
+
+
+# The setting behind each limit of what one person holds open (its name goes into the error).
+PERSONAL_LIMIT_SETTINGS = {
+    "person": "MCP_MAX_SESSIONS_PER_USER",
+    "token": "MCP_MAX_SESSIONS_PER_TOKEN",
+    "listen": "MCP_MAX_LISTEN_STREAMS_PER_USER",
+}
 
 
 class Endpoint:
@@ -205,7 +213,23 @@ class Endpoint:
         except directory.TooManySessions:
             await self.respond_error(503, INTERNAL_ERROR, "Too many open sessions; try again later", request_id)
             return None
+        except directory.PersonalLimit as limit:
+            await self.refuse_personal_limit(limit.what, limit.limit, request_id)
+            return None
         return None if created is UNREACHED else created
+
+    async def refuse_personal_limit(self, what: str, limit: int, request_id=None) -> None:
+        """429: this person (or token) already holds as many sessions or streams as they may."""
+        setting = PERSONAL_LIMIT_SETTINGS[what]
+        await self.respond_error(
+            429,
+            TOO_MANY_SESSIONS,
+            f"Too many open {'streams' if what == 'listen' else 'sessions'} for this "
+            f"{'token' if what == 'token' else 'person'}: at most {limit} on this server ({setting}); "
+            "end one (DELETE, or close its stream) and try again",
+            request_id,
+            data={"limit": setting, "max": limit},
+        )
 
     # -- answers --------------------------------------------------------------
     async def respond(self, status: int, body: bytes = b"", content_type: str | None = JSON, headers=()) -> None:
@@ -215,8 +239,8 @@ class Endpoint:
         await self._send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await self._send({"type": "http.response.body", "body": body})
 
-    async def respond_error(self, status: int, code: int, message: str, request_id=None, headers=()) -> None:
-        await self.respond(status, jsonrpc.error_body(code, message, request_id), headers=headers)
+    async def respond_error(self, status: int, code: int, message: str, request_id=None, headers=(), data=None) -> None:
+        await self.respond(status, jsonrpc.error_body(code, message, request_id, data), headers=headers)
 
     async def start_stream(self, headers=()) -> None:
         raw_headers = list(SSE_HEADERS) + [(name.encode(), value.encode()) for name, value in headers]
@@ -247,8 +271,8 @@ class Endpoint:
             if event is None or isinstance(event, StreamClosed):
                 return
             event_id = event.id if with_ids else None
-            await self.send_chunk(sse_event(jsonrpc.serialize(event.message), event="message", event_id=event_id))
-            if stop_at_reply and jsonrpc.is_reply(event.message):
+            await self.send_chunk(sse_event(event.data, event="message", event_id=event_id))
+            if stop_at_reply and event.is_reply:
                 return
 
     async def prime(self, session, event_id: str) -> None:

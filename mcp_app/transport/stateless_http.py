@@ -26,6 +26,7 @@ leaves. A client that leaves cancels its request.
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +52,8 @@ from mcp_app.transport.sse import SSE_PING, sse_event
 log = logging.getLogger(__name__)
 
 _DONE = object()  # queued after a listen stream's handler ended
+# subscriptions/listen streams open in this worker, per person (MCP_MAX_LISTEN_STREAMS_PER_USER).
+_listening: Counter[int] = Counter()
 
 
 def meta_version(data: Any) -> Any:
@@ -181,6 +184,20 @@ class StatelessPost:
         if not self.may_stream:
             await self.refuse(406, INVALID_REQUEST, "Not Acceptable: subscriptions/listen needs text/event-stream")
             return
+        person = info.principal.user_id
+        limit = settings.MCP_MAX_LISTEN_STREAMS_PER_USER
+        if _listening[person] >= limit:
+            await self.endpoint.refuse_personal_limit("listen", limit, self.request_id)
+            return
+        _listening[person] += 1  # before any await: streams arriving together see each other
+        try:
+            await self._listen_counted(route, info, headers)
+        finally:
+            _listening[person] -= 1
+            if not _listening[person]:
+                del _listening[person]
+
+    async def _listen_counted(self, route, info, headers: Mapping[str, str]) -> None:
         await bus.join()  # in the fan-out group before the acknowledgement goes out
         queue = EventQueue()
 

@@ -17,7 +17,6 @@ from mcp_types import JSONRPCRequest, JSONRPCResponse
 
 from mcp_app.cluster import directory
 from mcp_app.cluster.forwarding import WorkerUnavailable
-from mcp_app.protocol import jsonrpc
 from mcp_app.protocol.errors import INVALID_REQUEST, METHOD_NOT_FOUND, SESSION_NOT_FOUND
 from mcp_app.protocol.names import (
     DISCOVER,
@@ -160,8 +159,8 @@ class StreamableHTTPEndpoint(Endpoint):
                         await self.end_stream()
                         return None
                     continue  # a JSON-only client keeps waiting for the answer
-                if jsonrpc.is_reply(event.message):
-                    await self.respond(200, jsonrpc.serialize(event.message), headers=session_header)
+                if event.is_reply:
+                    await self.respond(200, event.data, headers=session_header)
                     return event.message
                 if streaming:
                     # Something about this request came before its answer: switch to SSE.

@@ -4,16 +4,22 @@ DOT does the registration; this view first applies what this server requires
 of a client: the redirect URI policy (``oauth_app.redirect_uris``), the
 authorization code grant only, and an ``application_type`` that fits the
 redirect URIs (``oauth_app.application_type``), which DOT does not know: this
-view stores it and adds it to the answers. The per-address rate limit is
+view stores it and adds it to the answers. The per-address rate limits are
 applied in ``oauth_app/urls.py``.
+
+``/register/<client_id>`` (RFC 7592) answers only to the registration access
+token, and asks for it before anything else: a request without the right one is
+answered 401 with a Bearer challenge (RFC 6750 §3.1) and its body is never read.
+With the token, an update's body is bounded and checked as a registration's is.
 """
 
 import json
 
-from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.models import get_application_model
+from oauth2_provider.utils import parse_bearer_token
 from oauth2_provider.views import DynamicClientRegistrationManagementView, DynamicClientRegistrationView
 
 from oauth_app import application_type, events
@@ -34,6 +40,29 @@ UNREADABLE_JSON = (ValueError, UnicodeDecodeError, RecursionError)
 
 def _is_list_of_strings(value) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _read_metadata(request):
+    """The request body as a JSON object, and None; or None and the error to answer.
+    The declared length is checked before anything is read (413 past the bound)."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:  # a Content-Length that is no number: no telling what the body is
+        return None, oauth_error("invalid_client_metadata", "Content-Length must be a number of bytes")
+    if length <= MAX_REGISTRATION_BYTES:
+        body = request.body
+        length = len(body)  # a body sent without a length (chunked) is measured once read
+    if length > MAX_REGISTRATION_BYTES:
+        return None, oauth_error(
+            "invalid_client_metadata", f"registration request larger than {MAX_REGISTRATION_BYTES} bytes", status=413
+        )
+    try:
+        data = json.loads(body)
+    except UNREADABLE_JSON:
+        return None, oauth_error("invalid_client_metadata", "Request body must be a JSON object")
+    if not isinstance(data, dict):
+        return None, oauth_error("invalid_client_metadata", "Request body must be a JSON object")
+    return data, None
 
 
 def _metadata_problem(data: dict):
@@ -71,20 +100,9 @@ def _metadata_problem(data: dict):
 class RegistrationView(JSONMethodNotAllowed, DynamicClientRegistrationView):
     def post(self, request, *args, **kwargs):
         address = client_address(request)
-        try:
-            if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_REGISTRATION_BYTES:
-                raise RequestDataTooBig
-            data = json.loads(request.body)
-        except RequestDataTooBig:
-            return oauth_error(
-                "invalid_client_metadata",
-                f"registration request larger than {MAX_REGISTRATION_BYTES} bytes",
-                status=413,
-            )
-        except UNREADABLE_JSON:
-            return oauth_error("invalid_client_metadata", "Request body must be a JSON object")
-        if not isinstance(data, dict):
-            return oauth_error("invalid_client_metadata", "Request body must be a JSON object")
+        data, problem = _read_metadata(request)
+        if problem is not None:
+            return problem
         problem = _metadata_problem(data)
         if problem is not None:
             return problem
@@ -110,15 +128,40 @@ class RegistrationView(JSONMethodNotAllowed, DynamicClientRegistrationView):
 
 @method_decorator(csrf_exempt, name="dispatch")
 class RegistrationManagementView(JSONMethodNotAllowed, DynamicClientRegistrationManagementView):
-    """RFC 7592 read/update/delete with the registration access token."""
+    """RFC 7592 read/update/delete with the registration access token: the token first, then the body."""
+
+    _authentication = None  # DOT's answer for this request (a view instance serves one request)
+
+    def _authenticate_registration_request(self, request, client_id):
+        """DOT's check of the registration access token, asked once per request: each method
+        below asks before anything else, and DOT's own handlers ask again."""
+        if self._authentication is None:
+            if parse_bearer_token(request.META.get("HTTP_AUTHORIZATION", "")) is None:
+                # RFC 6750 §3.1: a request with no bearer credentials is told the scheme, with no
+                # error code in the challenge (DOT would put one there).
+                self._authentication = oauth_error(
+                    "invalid_token",
+                    "This endpoint needs the registration access token (Authorization: Bearer)",
+                    status=401,
+                    WWW_Authenticate="Bearer",
+                )
+            else:
+                self._authentication = super()._authenticate_registration_request(request, client_id)
+                if isinstance(self._authentication, HttpResponse):
+                    self._authentication["Cache-Control"] = "no-store"
+        return self._authentication
+
+    def _refusal(self, request, client_id) -> HttpResponse | None:
+        answer = self._authenticate_registration_request(request, client_id)
+        return answer if isinstance(answer, HttpResponse) else None
 
     def put(self, request, *args, **kwargs):
-        try:
-            data = json.loads(request.body)
-        except UNREADABLE_JSON:
-            return oauth_error("invalid_client_metadata", "Request body must be a JSON object")
-        if not isinstance(data, dict):
-            return oauth_error("invalid_client_metadata", "Request body must be a JSON object")
+        refused = self._refusal(request, kwargs["client_id"])
+        if refused is not None:
+            return refused
+        data, problem = _read_metadata(request)
+        if problem is not None:
+            return problem
         problem = _metadata_problem(data)
         if problem is not None:
             return problem
@@ -129,9 +172,13 @@ class RegistrationManagementView(JSONMethodNotAllowed, DynamicClientRegistration
         if response.status_code == 200:
             get_application_model().objects.filter(client_id=kwargs["client_id"]).update(application_type=kind)
             _echo_application_type(response, kind)
+            response["Cache-Control"] = "no-store"  # it carries the registration access token
         return response
 
     def get(self, request, *args, **kwargs):
+        refused = self._refusal(request, kwargs["client_id"])
+        if refused is not None:
+            return refused
         response = super().get(request, *args, **kwargs)
         if response.status_code == 200:
             kind = (
@@ -141,7 +188,14 @@ class RegistrationManagementView(JSONMethodNotAllowed, DynamicClientRegistration
                 .first()
             )
             _echo_application_type(response, kind)
+            response["Cache-Control"] = "no-store"  # it carries the registration access token
         return response
+
+    def delete(self, request, *args, **kwargs):
+        refused = self._refusal(request, kwargs["client_id"])
+        if refused is not None:
+            return refused
+        return super().delete(request, *args, **kwargs)
 
 
 def _echo_application_type(response, kind: str | None) -> None:

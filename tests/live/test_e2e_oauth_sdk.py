@@ -100,7 +100,9 @@ async def test_denied_consent_reaches_the_client_as_an_error(live_server):
 
 async def test_sdk_client_refreshes_and_the_old_refresh_token_is_dead(live_server_factory):
     # Short enough to wait out, long enough that a loaded machine does not expire it before first use.
-    server = live_server_factory(MCP_ACCESS_TOKEN_TTL=str(TOKEN_TTL))
+    # The retry grace off: the replay below comes right after the rotation (the grace is
+    # tests/live/test_refresh_retries_live.py's).
+    server = live_server_factory(MCP_ACCESS_TOKEN_TTL=str(TOKEN_TTL), MCP_REFRESH_GRACE_SECONDS="0")
     log, storage = ExchangeLog(), MemoryTokenStorage()
     async with HeadlessBrowser(server.username, server.password) as browser:
         provider = oauth_provider(server, browser, storage=storage)

@@ -94,7 +94,9 @@ async def test_calls_past_the_rate_limit_get_a_jsonrpc_error(transport, settings
     refused = await transport.request("tools/call", ADD)
     error = refused["error"]
     assert error["code"] == limits.RATE_LIMITED == -32029
-    assert error["message"].startswith("Rate limit exceeded: 2 tools/call per minute for this token; retry in ")
+    assert error["message"].startswith(
+        "Rate limit exceeded: 2 tools/call per minute for you through this client; retry in "
+    )
     assert 1 <= error["data"]["retryAfter"] <= 60
     assert error["message"].endswith(f"retry in {error['data']['retryAfter']} s")
     assert error["data"]["limit"] == 2
@@ -109,7 +111,7 @@ async def test_calls_past_the_rate_limit_get_a_jsonrpc_error(transport, settings
     assert rows[-1].tool == "add"
 
 
-async def test_the_rate_is_per_token_not_per_session(app, token, other_token, settings):
+async def test_the_rate_is_per_person_and_client_not_per_session(app, token, other_token, settings):
     settings.MCP_TOOL_CALLS_PER_MINUTE = 1
     first, second = StreamableHTTPClient(app, token), StreamableHTTPClient(app, token)
     other = StreamableHTTPClient(app, other_token)
@@ -118,10 +120,40 @@ async def test_the_rate_is_per_token_not_per_session(app, token, other_token, se
     assert_ok(await first.request("tools/call", ADD))
     # The same token in a new session has no fresh allowance...
     assert (await second.request("tools/call", ADD))["error"]["code"] == limits.RATE_LIMITED
-    # ...another token is not affected.
+    # ...another person is not affected.
     assert_ok(await other.request("tools/call", ADD))
     for client in (first, second, other):
         await client.close()
+
+
+@pytest.fixture
+def refreshed_tokens(user):
+    """Two live access tokens of one grant, as refreshing gives them (a refresh and its retry)."""
+    from django.test import Client
+
+    from tests.support.oauth_flow import full_flow, refresh
+
+    browser = Client()
+    browser.force_login(user)
+    client_id, tokens = full_flow(browser)
+    pairs = [refresh(browser, client_id, tokens["refresh_token"]).json() for _ in range(2)]
+    return [pair["access_token"] for pair in pairs]
+
+
+async def test_a_refreshed_token_gets_no_new_allowance(app, refreshed_tokens, settings):
+    """Found by hostile testing: after -32029, a refreshed token made 20 of 20 calls at once."""
+    settings.MCP_TOOL_CALLS_PER_MINUTE = 2
+    first, refreshed = refreshed_tokens
+    before = StreamableHTTPClient(app, first)
+    await before.initialize()
+    assert_ok(await before.request("tools/call", ADD))
+    assert_ok(await before.request("tools/call", ADD))
+    assert (await before.request("tools/call", ADD))["error"]["code"] == limits.RATE_LIMITED
+    await before.close()
+    after = StreamableHTTPClient(app, refreshed)  # another token, the same person and client
+    await after.initialize()
+    assert (await after.request("tools/call", ADD))["error"]["code"] == limits.RATE_LIMITED
+    await after.close()
 
 
 async def test_a_rate_of_zero_is_no_limit(shttp, settings):
@@ -315,4 +347,5 @@ def test_two_workers_on_one_redis_count_a_tokens_calls_together(live_server_fact
         assert_ok(reply)
     for reply in replies[3:]:  # each worker alone has seen at most 2: only a shared count refuses these
         assert reply["error"]["code"] == limits.RATE_LIMITED, reply
-        assert reply["error"]["message"].startswith("Rate limit exceeded: 3 tools/call per minute for this token")
+        expected = "Rate limit exceeded: 3 tools/call per minute for you through this client"
+        assert reply["error"]["message"].startswith(expected)

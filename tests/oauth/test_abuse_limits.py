@@ -1,5 +1,5 @@
 """Abuse limits: login lockout (django-axes) and per-address rate limits on the
-OAuth endpoints (django-ratelimit, oauth_app/ratelimit.py).
+OAuth endpoints (moving windows, oauth_app/ratelimit.py; tests/oauth/test_rate_windows.py).
 
 Addresses come from the documentation ranges (RFC 5737) so each test picks its own.
 """
@@ -313,15 +313,10 @@ def test_the_default_limits_let_a_flow_through(logged_in):
 
 @pytest.mark.django_db
 def test_an_unreachable_counter_store_answers_503_fast(client):
-    """With Redis down the limits cannot count: the endpoint says so (503 + Retry-After), never 500."""
-    unreachable = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1: connection refused at once
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
-        }
-    }
-    with override_settings(CACHES=unreachable):
+    """With Redis down the limits cannot count: the endpoint says so (503 + Retry-After), never 500.
+    (tests/oauth/test_rate_windows.py: logged once, and counting again once Redis is back.)"""
+    # Nothing listens on port 1: connection refused at once.
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
         response = client.post("/token", {"grant_type": "authorization_code"}, REMOTE_ADDR="203.0.113.30")
         page = client.get("/authorize", {"client_id": "x"}, REMOTE_ADDR="203.0.113.30")
     assert response.status_code == 503

@@ -223,3 +223,12 @@ def test_a_task_call_must_end_before_the_task_is_forgotten(production):
     assert "mcpsite.E009" in _ids(production, MCP_TASK_TIMEOUT_SECONDS=7200.0, MCP_TASK_TTL_SECONDS=3600)
     assert "mcpsite.E009" not in _ids(production, MCP_TASK_TIMEOUT_SECONDS=3600.0, MCP_TASK_TTL_SECONDS=3600)
     assert "mcpsite.E009" in _ids(production, DEBUG=True, MCP_TASK_TIMEOUT_SECONDS=61.0, MCP_TASK_TTL_SECONDS=60)
+
+
+def test_a_public_url_on_a_foreign_host_with_debug_on_is_warned_about(settings):
+    settings.DEBUG, settings.ALLOWED_HOSTS = True, ["mcp.example.com", ".example.org"]
+    assert "mcpsite.W001" in _ids(settings, MCP_PUBLIC_URL="https://elsewhere.example.net")
+    for url in ("https://mcp.example.com", "https://api.example.org", "http://127.0.0.1:8000", "http://localhost"):
+        assert "mcpsite.W001" not in _ids(settings, MCP_PUBLIC_URL=url), url
+    settings.DEBUG = False  # production refuses what is wrong (E003 and the rest); it does not warn
+    assert "mcpsite.W001" not in _ids(settings, MCP_PUBLIC_URL="https://elsewhere.example.net")

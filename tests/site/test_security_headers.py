@@ -164,6 +164,18 @@ def test_consent_page_lets_its_form_redirect_to_the_client_only(logged_in, redir
     assert_page_protections(page, form_action=("'self'", source))
 
 
+@pytest.mark.django_db
+def test_a_redirect_host_csp_cannot_name_never_widens_form_action(logged_in):
+    """Found by hostile testing: `https://app_x.example/cb` made form-action `'self' https:`."""
+    redirect_uri = "https://app_x.example/cb"
+    status, registration = register(logged_in, redirect_uris=[redirect_uri])
+    assert status == 201, registration
+    _verifier, challenge = pkce_pair()
+    page = consent_page(logged_in, authorize_params(registration["client_id"], challenge, redirect_uri=redirect_uri))
+    assert page.status_code == 200, page.content[:500]
+    assert_page_protections(page, form_action=("'self'",))
+
+
 # ---------------------------------------------------------------------------
 # Referrer-Policy: no-referrer on every response that carries a code or an error to the client
 # ---------------------------------------------------------------------------

@@ -304,6 +304,11 @@ class PostgresServer:
         password_file.unlink()
         if status != 0:
             raise ServiceError(f"initdb exited {status}\n{tail(init.stderr_path)}\n{tail(init.stdout_path)}")
+        self.run()
+
+    def run(self) -> None:
+        """Start `postgres` on the data initdb made (again, after `stop`), and wait until it answers."""
+        bin_dir = postgres_bin_dir()
         argv = [
             str(bin_dir / "postgres"),
             "-D",

@@ -1,0 +1,87 @@
+"""What daphne's requests do differently here (`WebRequest`, daphne's Twisted request class).
+
+- **A deadline for reading a request.** daphne hands a request to the application only once
+  Twisted has read all of it, and neither bounds how long that takes: a client that
+  trickles its header lines or its body a byte a second holds a connection, a request
+  object and its buffer for as long as it likes (found by hostile testing: 100 bodies and
+  50 header blocks, all held open). From its request line on, a request must arrive whole
+  within `MCP_REQUEST_READ_SECONDS`; a slower one is answered 408 and its connection
+  closed, with one log line. (The request line itself is bounded by Twisted's 16 KiB line
+  limit; behind nginx, `client_header_timeout` and `client_body_timeout` cut slow senders
+  before they reach daphne: deploy/nginx.)
+- **No form parsing.** Twisted reads the Content-Type of every POST with
+  `email.message.EmailMessage`, whose header registry creates new classes for each header
+  it parses (CPython's `HeaderRegistry.__getitem__`): cyclic garbage, kept until a full
+  collection, which the soak's tracemalloc snapshots showed as the top growth between
+  collections. daphne never reads what Twisted parses (`request.args`); Django and the MCP
+  endpoints read the body themselves.
+
+`install()` puts the subclass in daphne's place; the ASGI module calls it under daphne.
+"""
+
+import json
+import logging
+import sys
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+TIMED_OUT_BODY = json.dumps(
+    {"error": "request_timeout", "error_description": "The request did not arrive in time."}
+).encode()
+TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"Content-Type: application/json\r\n"
+    b"Content-Length: " + str(len(TIMED_OUT_BODY)).encode() + b"\r\n"
+    b"Connection: close\r\n\r\n" + TIMED_OUT_BODY
+)
+
+
+def install() -> None:
+    """Make daphne build its requests from ``BoundedWebRequest`` (no-op outside daphne; idempotent)."""
+    http_protocol = sys.modules.get("daphne.http_protocol")
+    if http_protocol is None or getattr(http_protocol.WebRequest, "bounded", False):
+        return
+    http_protocol.WebRequest = _bounded(http_protocol.WebRequest)  # read by daphne for each connection
+
+
+def _bounded(base):
+    from twisted.internet import reactor
+
+    class BoundedWebRequest(base):
+        bounded = True
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._parsePOSTFormSubmission = False
+            self._read_deadline = reactor.callLater(settings.MCP_REQUEST_READ_SECONDS, self._read_too_slowly)
+
+        def requestReceived(self, command, path, version):  # noqa: N802 (Twisted's name)
+            self._stop_deadline()
+            super().requestReceived(command, path, version)
+
+        def connectionLost(self, reason):  # noqa: N802 (Twisted's name)
+            self._stop_deadline()
+            super().connectionLost(reason)
+
+        def _stop_deadline(self):
+            if self._read_deadline is not None and self._read_deadline.active():
+                self._read_deadline.cancel()
+            self._read_deadline = None
+
+        def _read_too_slowly(self):
+            self._read_deadline = None
+            transport = self.channel.transport if self.channel is not None else None
+            if transport is None:
+                return
+            peer = transport.getPeer()
+            log.info(
+                "408: a request from %s did not arrive within MCP_REQUEST_READ_SECONDS (%gs)",
+                getattr(peer, "host", peer),
+                settings.MCP_REQUEST_READ_SECONDS,
+            )
+            transport.write(TIMED_OUT)
+            transport.loseConnection()
+
+    return BoundedWebRequest
