@@ -9,9 +9,10 @@ Each revocation from here goes to the auth event trail, naming the staff member.
 from django.contrib import admin, messages
 from oauth2_provider.admin import AccessTokenAdmin, ApplicationAdmin, RefreshTokenAdmin
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model, revoke_access_token
+from oauth2_provider.settings import oauth2_settings
 
 from oauth_app import events
-from oauth_app.models import Application, AuthEvent, RedeemedCode
+from oauth_app.models import Application, AuthEvent, RedeemedCode, RegistrationToken
 
 
 def _record_admin_revocation(request, token, what: str) -> None:
@@ -79,8 +80,27 @@ class MCPApplicationAdmin(ApplicationAdmin):
         self.message_user(request, f"Revoked {count} access token(s) and their refresh tokens.", messages.SUCCESS)
 
 
+def _registration_scope() -> str:
+    return oauth2_settings.DCR_REGISTRATION_SCOPE
+
+
 class RevokingAccessTokenAdmin(AccessTokenAdmin):
+    """The people's access tokens. RFC 7592 registration tokens, which every self-registered
+    client also holds, are listed apart (``RegistrationTokenAdmin``): among these they were most
+    of the rows after one newcomer's session, with nothing saying what they were."""
+
     actions = ["revoke_tokens"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).exclude(scope=_registration_scope())
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            "subtitle": "The access tokens people's clients hold. Each self-registered client's RFC 7592 "
+            "registration token is listed apart, under RFC 7592 registration tokens.",
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
 
     @admin.action(description="Revoke the selected access tokens")
     def revoke_tokens(self, request, queryset):
@@ -108,6 +128,34 @@ class RevokingRefreshTokenAdmin(RefreshTokenAdmin):
                 token.revoke()
                 _record_admin_revocation(request, token, f"refresh token #{token.pk}")
         self.message_user(request, "Revoked the selected refresh tokens and their families.", messages.SUCCESS)
+
+
+@admin.register(RegistrationToken)
+class RegistrationTokenAdmin(admin.ModelAdmin):
+    list_display = ("pk", "application", "created", "expires")
+    list_select_related = ("application",)
+    search_fields = ("application__client_id", "application__name")
+    fields = ("application", "created", "expires", "scope")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(scope=_registration_scope())
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            "subtitle": "Given to each client that registered itself (RFC 7591), so that it alone can read, "
+            "change or delete its own registration at /register/<client_id> (RFC 7592). Not a person's "
+            "login: it opens no MCP endpoint. Deleting one leaves the client unable to manage its "
+            "registration; housekeeping removes it with the client when the client is never used.",
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 for model, admin_class in (

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
-from oauth2_provider.models import AbstractApplication
+from oauth2_provider.models import AbstractApplication, AccessToken
 from oauth2_provider.settings import oauth2_settings
 
 from oauth_app.redirect_uris import RedirectURIError, allowed_schemes, validate_redirect_uri
@@ -165,3 +165,17 @@ class AuthEvent(models.Model):
     def __str__(self):
         who = self.username or "anonymous"
         return f"{self.get_kind_display()}: {who} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RegistrationToken(AccessToken):
+    """An RFC 7592 registration access token, seen apart in the admin (no table of its own).
+
+    Dynamic registration gives each client one, with DOT's registration scope: it lets that
+    client read, change or delete its own registration at ``/register/<client_id>``.
+    It is nobody's login and opens no MCP endpoint (the bearer guard refuses it), so the admin
+    lists these apart from the people's access tokens (``admin.py``)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "RFC 7592 registration token"
+        verbose_name_plural = "RFC 7592 registration tokens"
