@@ -45,15 +45,20 @@ class LiveServerError(AssertionError):
     """The server failed to start, crashed, or would not stop; the message carries its stderr."""
 
 
-# Rate limits raised for a server that many clients reach from 127.0.0.1 (the fuzz tests, the
-# benchmarks, the soak): the OAuth endpoints' limits are per address, and every benchmark user
-# shares one token. The per-token limit stays on (not 0), so its code path is still run and measured.
+# Limits raised for a server that many clients reach from 127.0.0.1 as one person (the fuzz
+# tests, the benchmarks, the soak): the OAuth endpoints' limits are per address, every soak
+# client is the same person, and every benchmark user shares one token. The limits stay on
+# (not 0), so their code paths are still run and measured.
 GENEROUS_LIMITS = {
     "MCP_REGISTRATIONS_PER_HOUR": "1000000",
     "MCP_TOKEN_REQUESTS_PER_MINUTE": "1000000",
     "MCP_AUTHORIZE_REQUESTS_PER_MINUTE": "1000000",
     "MCP_REVOKE_REQUESTS_PER_MINUTE": "1000000",
+    "MCP_REGISTRATION_MANAGEMENT_REQUESTS_PER_MINUTE": "1000000",
     "MCP_TOOL_CALLS_PER_MINUTE": "1000000",
+    "MCP_MAX_SESSIONS_PER_USER": "1000000",
+    "MCP_MAX_SESSIONS_PER_TOKEN": "1000000",
+    "MCP_MAX_LISTEN_STREAMS_PER_USER": "1000000",
 }
 
 
