@@ -476,3 +476,33 @@ def test_malformed_allowed_origins_fail_loudly(settings):
     settings.MCP_ALLOWED_ORIGINS = ["localhost:6274"]
     with pytest.raises(ImproperlyConfigured):
         guarded(echo_principal)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sign_out_everywhere_is_refused_by_the_mcp_endpoints_at_once(user, application):
+    """A person's "Sign out everywhere" on the Connected apps page: the token this worker has
+    cached is dropped as the deletion is announced, and the next request is refused."""
+    import anyio
+    from django.test import AsyncClient
+
+    token = _make_token(user, application)
+    checksum = hashlib.sha256(token.encode()).hexdigest()
+    headers = [(b"host", HOST.encode()), (b"authorization", f"Bearer {token}".encode())]
+
+    async def request() -> int:
+        communicator = HttpCommunicator(guarded(echo_principal), "POST", "/mcp", headers=headers)
+        response = await communicator.get_response(timeout=5)
+        await communicator.wait()
+        return response["status"]
+
+    async def scenario():
+        assert await request() == 200
+        browser = AsyncClient()
+        await browser.aforce_login(user)
+        assert (await browser.post("/accounts/apps/revoke-all/", {"confirm": "revoke"})).status_code == 302
+        with anyio.fail_after(5):
+            while token_cache.holds(checksum):
+                await anyio.lowlevel.checkpoint()  # let the group's receiver run; no clock involved
+        assert await request() == 401
+
+    async_to_sync(scenario)()

@@ -28,19 +28,14 @@ def _start(command: list[str], **env: str) -> tuple[subprocess.CompletedProcess,
     return finished, time.monotonic() - started
 
 
-SERVE = [
-    sys.executable,
-    "-m",
-    "mcpsite.serve",
-    "--endpoint",
-    "tcp:port=0:interface=127.0.0.1",
-    "mcpsite.asgi:application",
-]
+ENDPOINT = "tcp:port=0:interface=127.0.0.1"
+SERVE = [sys.executable, "-m", "mcpsite.serve", "--endpoint", ENDPOINT, "mcpsite.asgi:application"]
+DAPHNE = [sys.executable, "-m", "daphne", "--endpoint", ENDPOINT, "mcpsite.asgi:application"]
 UVICORN = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "0", "mcpsite.asgi:application"]
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("command", [SERVE, UVICORN], ids=["mcpsite.serve", "uvicorn"])
+@pytest.mark.parametrize("command", [SERVE, DAPHNE, UVICORN], ids=["mcpsite.serve", "daphne", "uvicorn"])
 @pytest.mark.parametrize("variable", ["DATABASE_URL", "REDIS_URL"])
 def test_an_unreachable_service_stops_the_start_naming_the_variable(command, variable, tmp_path):
     nowhere = {
