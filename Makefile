@@ -70,11 +70,14 @@ bench: install
 
 # Soak (bench/soak.py, MINUTES=10 by default): 200 sessions over both transports against one worker,
 # with tool calls, reconnects and token refreshes; errors, memory and FDs over time to bench/results/.
+# TRACEMALLOC=4: the server traces its allocations (4 frames) and the report says what grew between
+# minute 3 and the end, line by line (0, the default: off).
 MINUTES ?= 10
+TRACEMALLOC ?= 0
 .PHONY: soak
 soak: install
 	$(BIN)/pip install --quiet -r bench/requirements.txt
-	$(BIN)/python bench/soak.py --minutes $(MINUTES)
+	$(BIN)/python bench/soak.py --minutes $(MINUTES) --tracemalloc $(TRACEMALLOC)
 
 # The admin's dashboard, audit list and CSV export over a million audit rows (bench/dashboard.py, about
 # 4 minutes), on SQLite and on a throw-away PostgreSQL (Debian's postgresql); tables to bench/results/
