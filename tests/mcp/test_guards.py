@@ -209,34 +209,45 @@ def test_cached_token_is_not_trusted_past_its_expiry(user, application):
     assert fresh_until - time.monotonic() <= 2
 
 
-@pytest.mark.django_db(transaction=True)  # the announcement goes out when the deletion commits
-def test_a_revoked_token_is_forgotten_by_the_cache_at_once(user, application):
-    """The token is cached; /revoke deletes it, the deletion is announced on the channel layer,
-    and the cache drops it: the next request is refused, long before MCP_TOKEN_CACHE_SECONDS."""
-    import anyio
-    from django.test import AsyncClient
-
-    token = _make_token(user, application)
-    checksum = hashlib.sha256(token.encode()).hexdigest()
+async def _status_with(token: str) -> int:
+    """The status the guards answer a POST /mcp carrying ``token`` with (in this event loop)."""
     headers = [(b"host", HOST.encode()), (b"authorization", f"Bearer {token}".encode())]
+    communicator = HttpCommunicator(guarded(echo_principal), "POST", "/mcp", headers=headers)
+    response = await communicator.get_response(timeout=5)
+    await communicator.wait()
+    return response["status"]
 
-    async def request() -> int:
-        communicator = HttpCommunicator(guarded(echo_principal), "POST", "/mcp", headers=headers)
-        response = await communicator.get_response(timeout=5)
-        await communicator.wait()
-        return response["status"]
+
+def _refused_once_revoked(token: str, revoke) -> None:
+    """``token`` works and is cached; ``await revoke()`` deletes it; the announcement reaches the cache,
+    which drops the token, and the next request is refused, long before MCP_TOKEN_CACHE_SECONDS."""
+    import anyio
+
+    checksum = hashlib.sha256(token.encode()).hexdigest()
 
     async def scenario():
-        assert await request() == 200  # validated, cached, and this worker now hears revocations
+        assert await _status_with(token) == 200  # validated, cached, and this worker now hears revocations
         assert token_cache.holds(checksum)
-        revoked = await AsyncClient().post("/revoke", {"token": token, "client_id": application.client_id})
-        assert revoked.status_code == 200
+        await revoke()
         with anyio.fail_after(5):
             while token_cache.holds(checksum):
                 await anyio.lowlevel.checkpoint()  # let the group's receiver run; no clock involved
-        assert await request() == 401
+        assert await _status_with(token) == 401
 
     async_to_sync(scenario)()
+
+
+@pytest.mark.django_db(transaction=True)  # the announcement goes out when the deletion commits
+def test_a_revoked_token_is_forgotten_by_the_cache_at_once(user, application):
+    from django.test import AsyncClient
+
+    token = _make_token(user, application)
+
+    async def revoke():
+        revoked = await AsyncClient().post("/revoke", {"token": token, "client_id": application.client_id})
+        assert revoked.status_code == 200
+
+    _refused_once_revoked(token, revoke)
 
 
 def test_revocation_is_immediate_without_the_cache(logged_in, flow, settings):
@@ -480,29 +491,14 @@ def test_malformed_allowed_origins_fail_loudly(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_sign_out_everywhere_is_refused_by_the_mcp_endpoints_at_once(user, application):
-    """A person's "Sign out everywhere" on the Connected apps page: the token this worker has
-    cached is dropped as the deletion is announced, and the next request is refused."""
-    import anyio
+    """A person's "Sign out everywhere" on the Connected apps page reaches the MCP endpoints at once."""
     from django.test import AsyncClient
 
     token = _make_token(user, application)
-    checksum = hashlib.sha256(token.encode()).hexdigest()
-    headers = [(b"host", HOST.encode()), (b"authorization", f"Bearer {token}".encode())]
 
-    async def request() -> int:
-        communicator = HttpCommunicator(guarded(echo_principal), "POST", "/mcp", headers=headers)
-        response = await communicator.get_response(timeout=5)
-        await communicator.wait()
-        return response["status"]
-
-    async def scenario():
-        assert await request() == 200
+    async def sign_out_everywhere():
         browser = AsyncClient()
         await browser.aforce_login(user)
         assert (await browser.post("/accounts/apps/revoke-all/", {"confirm": "revoke"})).status_code == 302
-        with anyio.fail_after(5):
-            while token_cache.holds(checksum):
-                await anyio.lowlevel.checkpoint()  # let the group's receiver run; no clock involved
-        assert await request() == 401
 
-    async_to_sync(scenario)()
+    _refused_once_revoked(token, sign_out_everywhere)
