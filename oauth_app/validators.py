@@ -12,15 +12,17 @@ combination). Here a retry within ``MCP_REFRESH_GRACE_SECONDS`` of the rotation
 gets a new pair in the same family instead (a sibling of the first); after the
 grace, reuse still revokes the family, siblings included. Only a token retired by
 rotation qualifies (one that minted a successor): one revoked on purpose
-(``/revoke``, the admin, a person's revoke) never does. Two refreshes racing
-on PostgreSQL are ordered by the row lock: the second, finding the token rotated
-a moment ago, takes the retry path, never an error.
+(``/revoke``, the admin, a person's revoke) never does. Refreshes racing with one
+token are ordered by its row lock (a write transaction on SQLite), in validation
+and in saving: the later one finds the token rotated a moment ago and takes the
+retry path, never an error and never a revoked family.
 """
 
 import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import router, transaction
 from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model, get_refresh_token_model
@@ -187,6 +189,19 @@ class MCPOAuth2Validator(OAuth2Validator):
         log.info("refresh token #%s presented again within the grace; issued a sibling pair", retired.pk)
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        # One look at the token, under its rows' lock (IMMEDIATE on SQLite): a refresh racing this one
+        # must not rotate it between the retry check here and DOT's reuse check, which would take the
+        # rotation a moment ago for reuse and revoke the whole family.
+        with transaction.atomic(using=router.db_for_write(get_refresh_token_model())):
+            list(
+                get_refresh_token_model()
+                .objects.select_for_update()
+                .filter(token_checksum=token_checksum(refresh_token))
+                .values_list("pk", flat=True)
+            )
+            return self._validate_refresh_token_locked(refresh_token, client, request, *args, **kwargs)
+
+    def _validate_refresh_token_locked(self, refresh_token, client, request, *args, **kwargs):
         retried = self._retry_of(refresh_token, client)
         if retried is not None:
             # What DOT's own validation sets for a live token (its scopes come from the pair it minted).
