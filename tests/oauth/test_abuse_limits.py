@@ -168,11 +168,12 @@ def test_limits_come_from_the_environment():
         MCP_AUTHORIZE_REQUESTS_PER_MINUTE="12",
         MCP_REVOKE_REQUESTS_PER_MINUTE="13",
         MCP_REGISTRATIONS_PER_HOUR="14",
+        MCP_REGISTRATION_MANAGEMENT_REQUESTS_PER_MINUTE="15",
     )
     code = (
         "from django.conf import settings as s; print(s.AXES_FAILURE_LIMIT, int(s.AXES_COOLOFF_TIME.total_seconds()),"
         " s.MCP_TOKEN_REQUESTS_PER_MINUTE, s.MCP_AUTHORIZE_REQUESTS_PER_MINUTE, s.MCP_REVOKE_REQUESTS_PER_MINUTE,"
-        " s.MCP_REGISTRATIONS_PER_HOUR, s.AXES_LOCKOUT_PARAMETERS)"
+        " s.MCP_REGISTRATIONS_PER_HOUR, s.MCP_REGISTRATION_MANAGEMENT_REQUESTS_PER_MINUTE, s.AXES_LOCKOUT_PARAMETERS)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -183,7 +184,7 @@ def test_limits_come_from_the_environment():
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[-2] == "7 120 11 12 13 14 [['username'], ['ip_address']]"
+    assert result.stdout.split("\n")[-2] == "7 120 11 12 13 14 15 [['username'], ['ip_address']]"
 
 
 # ---------------------------------------------------------------------------
