@@ -75,20 +75,16 @@ async def limit_tool_calls(ctx: ServerRequestContext[Any, Any], call_next: CallN
     """Server middleware: refuse a ``tools/call`` over the limits, bound the time of the others."""
     if ctx.method != TOOLS_CALL or ctx.request_id is None:
         return await call_next(ctx)
-    if current_task() is not None:
-        # A task's own call: counted when the request that created the task was; its own time limit.
-        timeout = settings.MCP_TASK_TIMEOUT_SECONDS
-        with anyio.move_on_after(timeout):
-            return await call_next(ctx)
-        return _timed_out(timeout, stateless=True)
+    # A task's own call was counted when the request that created the task was; it has its own time limit.
+    in_task = current_task() is not None
     # Calls come from the transports with the caller attached; one without (in-process tests
     # of tools) has no token and no session to count against, only the time limit applies.
-    info = ctx.request if isinstance(ctx.request, RequestInfo) else None
+    info = ctx.request if isinstance(ctx.request, RequestInfo) and not in_task else None
     session_key = _start_running(_running_key(info)) if info is not None else None
     try:
         if info is not None:
             await _check_rate(rate_key(info.principal))
-        timeout = settings.MCP_TOOL_CALL_TIMEOUT_SECONDS
+        timeout = settings.MCP_TASK_TIMEOUT_SECONDS if in_task else settings.MCP_TOOL_CALL_TIMEOUT_SECONDS
         with anyio.move_on_after(timeout):
             return await call_next(ctx)
         # Only the deadline gets here: any other cancellation (the client's notifications/cancelled,
