@@ -1,6 +1,6 @@
 """What the engine keeps per connected client, and which clients this process serves.
 
-``sessions/session.py`` runs one ``serve_loop`` per MCP session inside the
+``sessions/session.py`` runs one session loop (``engine/drivers.py``) per MCP session inside the
 engine's lifespan, so the lifespan's value is per-session state: a
 ``ConnectedClient``. A low-level handler reads it as ``ctx.lifespan_context``,
 a tool as ``ctx.request_context.lifespan_context`` (``connected_client`` takes

@@ -12,13 +12,13 @@ from typing import Any
 
 import anyio
 from mcp.server.connection import Connection
-from mcp.server.runner import serve_one
 from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
 from mcp_types import ProgressToken, RequestId
 
 from mcp_app.engine.connected import ConnectedClient
+from mcp_app.engine.drivers import serve_request
 
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -68,4 +68,4 @@ async def serve_exchange(exchange, method: str, params: Mapping[str, Any] | None
     from mcp_app.engine.server import get_server  # here: the engine's modules (tasks too) are imported by it
 
     connection = Connection.from_envelope(*envelope)
-    return await serve_one(get_server(), exchange, method, params, connection=connection, lifespan_state=_STATELESS)
+    return await serve_request(get_server(), exchange, method, params, connection=connection, lifespan_state=_STATELESS)

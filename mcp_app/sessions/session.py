@@ -1,6 +1,6 @@
 """MCP sessions: one protocol-engine task per session, owned by this process.
 
-A session wraps the `mcp` SDK's handshake-era loop (`serve_loop`) over a pair
+A session runs the `mcp` SDK's handshake-era loop (`engine/drivers.py`) over a pair
 of in-memory streams. The transports put inbound JSON-RPC messages in; a
 router task takes the engine's output, records it as an event in the
 session's event log (for resumption) and hands it to whoever waits for it:
@@ -16,7 +16,7 @@ on, its events are still logged, and a `GET` with `Last-Event-ID` picks the
 stream up again (MCP 2025-11-25: a disconnection is not a cancellation). What
 bounds such a call is the tool-call time limit (`engine/limits.py`); a session
 with a request in flight does not expire. The session ending (`close()`: DELETE,
-a legacy stream's disconnect) ends `serve_loop`, which cancels every call still
+a legacy stream's disconnect) ends that loop, which cancels every call still
 running in it.
 
 Nothing here imports Channels: the transport endpoints drive it, and tests can too.
@@ -30,10 +30,10 @@ from functools import partial
 from typing import Literal
 
 import anyio
-from mcp.server.runner import serve_loop
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import ErrorData, JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
 
+from mcp_app.engine.drivers import serve_session
 from mcp_app.engine.sdk import create_context_streams  # the SDK transports' own stream pair
 from mcp_app.engine.server import get_server, initialization_options
 from mcp_app.principal import Principal, RequestInfo
@@ -106,7 +106,7 @@ class MCPSession:
                 group.start_soon(self._route_outbound)
                 self._expire_when_idle(group.cancel_scope)
                 async with server.lifespan(server) as state:
-                    await serve_loop(
+                    await serve_session(
                         server,
                         self._inbound_recv,
                         self._outbound_send,
@@ -137,7 +137,7 @@ class MCPSession:
         """End the session (DELETE, disconnect of a legacy stream, expiry)."""
         if self._task is None or self.closed.is_set():
             return
-        await self._inbound_send.aclose()  # EOF: serve_loop returns
+        await self._inbound_send.aclose()  # EOF: the session loop returns
         try:
             await asyncio.wait_for(self.closed.wait(), timeout=5)
         except TimeoutError:

@@ -1,0 +1,83 @@
+"""How the engine runs the SDK for a 2025 session and for one 2026 request, leaving no
+reference cycle behind.
+
+The SDK's own drivers (``serve_loop`` for a session, ``serve_one`` for a request) build a
+``ServerRunner`` and hand its ``on_request`` / ``on_notify`` to the dispatcher. Those two
+are ``cached_property``s that return the runner's own bound methods, so once read they sit
+in the runner's ``__dict__`` and the runner holds itself. When the session or the request
+ends, the runner and everything it reaches (its connection, the dispatcher and its streams,
+the client's ``initialize`` parameters, the request contexts: about 45 objects per
+session) become cyclic garbage, freed only by the garbage collector's next full pass, which
+comes ever more rarely as the heap grows. Under churn that is memory held for nothing and a
+heap that keeps growing (the soak's late rise, ``docs/performance.md``), and work for the
+collector on every pass.
+
+``serve_session`` and ``serve_request`` do what those drivers do, and forget the cached
+methods when the runner is done, so reference counting frees it all at once.
+``tests/mcp/test_no_cycles.py`` holds them to that with the collector switched off.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from mcp.server.connection import Connection
+from mcp.server.lowlevel import Server
+from mcp.server.models import InitializationOptions
+from mcp.server.runner import ServerRunner, aclose_shielded
+from mcp.shared.dispatcher import DispatchContext
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from mcp.shared.transport_context import TransportContext
+
+from mcp_app.protocol.names import INITIALIZE
+
+__all__ = ["serve_request", "serve_session"]
+
+# The runner's cached properties that hold its own bound methods.
+_SELF_REFERENCES = ("on_request", "on_notify")
+
+
+def _release(runner: ServerRunner) -> None:
+    for name in _SELF_REFERENCES:
+        vars(runner).pop(name, None)
+
+
+async def serve_session(
+    server: Server,
+    read_stream,
+    write_stream,
+    *,
+    lifespan_state: Any,
+    session_id: str,
+    init_options: InitializationOptions,
+) -> None:
+    """Serve one handshake-era session over its stream pair until the inbound stream closes
+    (the SDK's ``serve_loop``)."""
+    # `initialize` is handled inline, so a request the client sends right behind it (allowed,
+    # if discouraged) already sees the session initialized.
+    dispatcher = JSONRPCDispatcher(read_stream, write_stream, inline_methods=frozenset({INITIALIZE}))
+    connection = Connection.for_loop(dispatcher, session_id=session_id)
+    runner = ServerRunner(server, connection, lifespan_state, init_options=init_options)
+    try:
+        await dispatcher.run(runner.on_request, runner.on_notify)
+    finally:
+        _release(runner)
+        await aclose_shielded(connection)
+
+
+async def serve_request(
+    server: Server,
+    dctx: DispatchContext[TransportContext],
+    method: str,
+    params: Mapping[str, Any] | None,
+    *,
+    connection: Connection,
+    lifespan_state: Any,
+) -> dict[str, Any]:
+    """Serve one request and return its result, or raise what its handlers raised (the SDK's
+    ``serve_one``)."""
+    runner = ServerRunner(server, connection, lifespan_state)
+    try:
+        return await runner.on_request(dctx, method, params)
+    finally:
+        _release(runner)
+        await aclose_shielded(connection)
