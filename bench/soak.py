@@ -409,12 +409,20 @@ async def soak(args, server, client_id: str, username: str, grants: list[dict], 
             runner.totals.error("client crashed", task.exception())
     if server.process.poll() is None:
         log(progress_line(sampler.take("after")))  # every session closed: what the server holds at rest
-    # Read after the clients stopped: loading two snapshots takes this process seconds.
-    tracemalloc_top = await snapshots.growth() if snapshots is not None and len(snapshots.taken) > 1 else None
+        if snapshots is not None and len(snapshots.taken) == 2:
+            # Every session ended: what is still held from the load beyond the warm-up's is left
+            # behind by ended sessions or requests (or is a cache's steady size).
+            snapshots.take()
+    # Read after the clients stopped: loading snapshots takes this process seconds.
+    traced = None
+    if snapshots is not None and len(snapshots.taken) > 1:
+        traced = {"load": await snapshots.growth(1)}
+        if len(snapshots.taken) > 2:
+            traced["left"] = await snapshots.growth(2)
     return {
         "samples": sampler.samples,
         "errors": dict(runner.totals.errors.most_common()),
-        "tracemalloc": tracemalloc_top,
+        "tracemalloc": traced,
     }
 
 
@@ -434,11 +442,12 @@ class Snapshots:
         os.kill(self.pid, signal.SIGUSR2)
         self.taken.append((time.monotonic(), self.directory / f"{self.pid}-{number}.tracemalloc"))
 
-    async def growth(self) -> dict:
-        """What grew between the first and the last snapshot, by line of code (top ``TOP``)."""
+    async def growth(self, later: int) -> dict:
+        """What grew between the first snapshot and snapshot number ``later`` (0-based), by line
+        of code (top ``TOP``)."""
         import tracemalloc
 
-        for _, path in self.taken:
+        for _, path in (self.taken[0], self.taken[later]):
             # The server writes the file under another name and renames it when done.
             deadline = time.monotonic() + self.WAIT_SECONDS
             while not path.exists():
@@ -446,7 +455,7 @@ class Snapshots:
                     return {"error": f"no snapshot {path.name} within {self.WAIT_SECONDS:g} s"}
                 await asyncio.sleep(0.5)  # polling a file the server is writing; bounded above
         first, last = await asyncio.to_thread(
-            lambda: [tracemalloc.Snapshot.load(str(path)) for _, path in (self.taken[0], self.taken[-1])]
+            lambda: [tracemalloc.Snapshot.load(str(path)) for _, path in (self.taken[0], self.taken[later])]
         )
         differences = last.compare_to(first, "lineno")
         total = sum(stat.size_diff for stat in differences)
@@ -457,7 +466,7 @@ class Snapshots:
                 {"size_diff_kib": round(stat.size_diff / 1024, 1), "frames": stat.traceback.format()[-24:]}
                 for stat in chains
             ],
-            "minutes_between": round((self.taken[-1][0] - self.taken[0][0]) / 60, 1),
+            "minutes_between": round((self.taken[later][0] - self.taken[0][0]) / 60, 1),
             "total_kib": round(total / 1024, 1),
             "top": [
                 {

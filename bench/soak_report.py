@@ -177,25 +177,41 @@ def markdown(results: dict, verdicts: dict) -> str:
 
 
 def _tracemalloc_section(traced: dict | None) -> list[str]:
-    """What grew inside the server between the two tracemalloc snapshots (bench/soak.py --tracemalloc)."""
+    """What grew inside the server between the tracemalloc snapshots (bench/soak.py --tracemalloc):
+    during the load, and what was still held once every session had closed."""
     if not traced:
         return []
+    if "load" not in traced:  # a run from before the third snapshot: one comparison only
+        traced = {"load": traced}
     out = ["", "## Where memory went (tracemalloc, inside the server)", ""]
-    if "error" in traced:
-        return [*out, traced["error"]]
-    out += [
-        f"Between the snapshot after the warm-up and the one at the end of the load "
-        f"({traced['minutes_between']:g} min apart), traced allocations changed by {traced['total_kib']:+g} KiB "
-        "in all. The lines that grew most:",
+    out += _growth_table(
+        traced["load"], "Between the snapshot after the warm-up and the one at the end of the load", "at the end"
+    )
+    if "left" in traced:
+        out += [""]
+        out += _growth_table(
+            traced["left"],
+            "Between the snapshot after the warm-up (sessions open) and one after every session closed",
+            "after closing",
+        )
+    return out
+
+
+def _growth_table(growth: dict, between: str, when: str) -> list[str]:
+    if "error" in growth:
+        return [growth["error"]]
+    out = [
+        f"{between} ({growth['minutes_between']:g} min apart), traced allocations changed by "
+        f"{growth['total_kib']:+g} KiB in all. The lines that grew most:",
         "",
-        "| where | change KiB | change in blocks | held at the end KiB |",
+        f"| where | change KiB | change in blocks | held {when} KiB |",
         "|---|---:|---:|---:|",
     ]
     out += [
         f"| `{row['where']}` | {row['size_diff_kib']:+g} | {row['count_diff']:+d} | {row['size_kib']:g} |"
-        for row in traced["top"]
+        for row in growth["top"]
     ]
-    for chain in traced.get("chains", []):
+    for chain in growth.get("chains", []):
         out += ["", f"Call chain of a growth of {chain['size_diff_kib']:+g} KiB:", "", "```", *chain["frames"], "```"]
     return out
 
