@@ -15,10 +15,18 @@
   collection, which the soak's tracemalloc snapshots showed as the top growth between
   collections. daphne never reads what Twisted parses (`request.args`); Django and the MCP
   endpoints read the body themselves.
+- **One access log.** Besides daphne's own access log, Twisted's HTTP factory formats a
+  combined-log line for every request and writes it to Twisted's log, which daphne sends
+  nowhere (at its default verbosity) or to Python's logging as a second copy: 3% of a busy
+  worker's time (py-spy, `bench/`). daphne's access log is the one kept.
+
+The read deadline is an asyncio timer (the loop Twisted runs on under daphne): Twisted's
+own `callLater` costs several times as much per request, and every request sets one.
 
 `install()` puts the subclass in daphne's place; the ASGI module calls it under daphne.
 """
 
+import asyncio
 import json
 import logging
 import sys
@@ -44,18 +52,22 @@ def install() -> None:
     if http_protocol is None or getattr(http_protocol.WebRequest, "bounded", False):
         return
     http_protocol.WebRequest = _bounded(http_protocol.WebRequest)  # read by daphne for each connection
+    http_protocol.HTTPFactory.log = _no_second_access_log
+
+
+def _no_second_access_log(factory, request) -> None:
+    """Twisted's per-request log line (`HTTPFactory.log`), replaced: daphne logs each request itself."""
 
 
 def _bounded(base):
-    from twisted.internet import reactor
-
     class BoundedWebRequest(base):
         bounded = True
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self._parsePOSTFormSubmission = False
-            self._read_deadline = reactor.callLater(settings.MCP_REQUEST_READ_SECONDS, self._read_too_slowly)
+            loop = asyncio.get_running_loop()
+            self._read_deadline = loop.call_later(settings.MCP_REQUEST_READ_SECONDS, self._read_too_slowly)
 
         def requestReceived(self, command, path, version):  # noqa: N802 (Twisted's name)
             self._stop_deadline()
@@ -66,7 +78,7 @@ def _bounded(base):
             super().connectionLost(reason)
 
         def _stop_deadline(self):
-            if self._read_deadline is not None and self._read_deadline.active():
+            if self._read_deadline is not None:
                 self._read_deadline.cancel()
             self._read_deadline = None
 

@@ -56,10 +56,16 @@ def allowed_origins() -> frozenset[str]:
 
 
 def host_is_allowed(scope) -> bool:
-    domain, _port = split_domain_port(request_host(scope))  # ("", "") for a malformed Host
     allowed_hosts = settings.ALLOWED_HOSTS
     if settings.DEBUG and not allowed_hosts:
         allowed_hosts = DEBUG_ALLOWED_HOSTS
+    return _host_is_allowed(request_host(scope), tuple(allowed_hosts))
+
+
+# Every request asks; a server sees few Host values (a flood of others only cycles the cache).
+@lru_cache(maxsize=256)
+def _host_is_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
+    domain, _port = split_domain_port(host)  # ("", "") for a malformed Host
     return bool(domain) and validate_host(domain, allowed_hosts)
 
 

@@ -13,7 +13,14 @@ import gc
 from collections import Counter
 
 import pytest
+from mcp.server.connection import Connection
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
 
+from mcp_app.engine.drivers import serve_request
+from mcp_app.engine.exchange import Exchange
+from mcp_app.engine.server import get_server
 from tests.mcp.test_stateless import call as stateless_call
 from tests.support.asgi_client import LegacySSEClient, StreamableHTTPClient, close_stream, open_get_stream
 
@@ -81,3 +88,23 @@ async def test_ended_sessions_and_requests_are_freed_without_the_cycle_collector
         gc.enable()
     assert not left, f"still alive after {ROUNDS} ended: {dict(left)}"
     assert not garbage, f"cyclic garbage left by {ROUNDS} ended: {garbage.most_common(12)}"
+
+
+async def test_a_request_unwinds_what_was_registered_on_its_connection():
+    """The request driver skips the shielded unwind only when nothing was registered."""
+
+    async def ignore(message):
+        pass
+
+    unwound = []
+    connection = Connection.from_envelope("2026-07-28", {"name": "tests", "version": "1"}, {})
+    connection.exit_stack.callback(unwound.append, "clean-up ran")
+    exchange = Exchange(
+        transport=TransportContext(kind="streamable-http", can_send_request=False, headers={}),
+        request_id=1,
+        message_metadata=ServerMessageMetadata(),
+        on_notification=ignore,
+    )
+    with pytest.raises(MCPError):  # no ping in this era: the request fails, and still unwinds
+        await serve_request(get_server(), exchange, "ping", None, connection=connection, lifespan_state=None)
+    assert unwound == ["clean-up ran"]
