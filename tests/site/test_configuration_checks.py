@@ -144,14 +144,31 @@ def test_an_unsafe_configuration_is_refused_with_the_checks_and_their_hints(tmp_
         ("MCP_MAX_SESSIONS", "lots", "MCP_MAX_SESSIONS must be an integer, got 'lots'"),
         ("MCP_EXTENSIONS", "no.such.module", "MCP_EXTENSIONS names 'no.such.module', which cannot be imported"),
         ("MCP_EXTENSIONS", "mcp_app.principal", "MCP_EXTENSIONS names 'mcp_app.principal', which has no install("),
+        ("SQLITE_SYNCHRONOUS", "off", "SQLITE_SYNCHRONOUS must be one of normal, full, got 'off'"),
     ],
-    ids=["integer", "extension-missing", "extension-without-install"],
+    ids=["integer", "extension-missing", "extension-without-install", "sqlite-synchronous"],
 )
 def test_a_malformed_variable_is_refused_naming_it(tmp_path, command, variable, value, message):
     result = _start(command, tmp_path, **{variable: value})
     assert result.returncode == 1, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# What a connection of the server's own settings reports (PRAGMA synchronous: 1 NORMAL, 2 FULL).
+_SQLITE_MODES = (
+    "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mcpsite.settings'); import django; django.setup(); "
+    "from django.db import connection; cursor = connection.cursor(); "
+    "print(cursor.execute('PRAGMA journal_mode').fetchone()[0], cursor.execute('PRAGMA synchronous').fetchone()[0])"
+)
+
+
+@pytest.mark.parametrize(("environment", "expected"), [({}, "wal 1"), ({"SQLITE_SYNCHRONOUS": "FULL"}, "wal 2")])
+def test_sqlite_runs_with_a_write_ahead_log_and_the_durability_asked_for(tmp_path, environment, expected):
+    """docs/performance.md: WAL with synchronous=NORMAL by default (no flush per commit), FULL on request."""
+    result = _start([sys.executable, "-c", _SQLITE_MODES], tmp_path, **environment)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == expected.split()
 
 
 def test_a_server_with_the_loopback_test_fetcher_and_debug_off_refuses_to_start(tmp_path):
