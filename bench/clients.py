@@ -5,6 +5,10 @@
 it names, the reply on the stream). Both send what the SDK's client sends:
 the same headers, a 2025-11-25 `initialize`, `notifications/initialized`,
 then `tools/call add` with one request in flight at a time.
+`StatelessClient` speaks 2026-07-28: no handshake and no session, each
+`tools/call` a self-contained POST (its `_meta` names the version, the client
+and its capabilities; `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name`
+headers), over one kept-alive connection.
 """
 
 import asyncio
@@ -30,6 +34,19 @@ INITIALIZE = json.dumps(
 ).encode()
 INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
 CALL = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"add","arguments":{"a":%d,"b":2}}}'
+STATELESS_VERSION = "2026-07-28"
+STATELESS_CALL = (
+    b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"add","arguments":{"a":%d,"b":2},'
+    b'"_meta":{"io.modelcontextprotocol/protocolVersion":"' + STATELESS_VERSION.encode() + b'",'
+    b'"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},'
+    b'"io.modelcontextprotocol/clientCapabilities":{}}}}'
+)
+LISTEN = (
+    STATELESS_CALL.replace(
+        b'"name":"add","arguments":{"a":%d,"b":2}', b'"notifications":{"toolsListChanged":true}'
+    ).replace(b'"tools/call"', b'"subscriptions/listen"')
+    % 0
+)
 
 
 class CallFailed(Exception):
@@ -76,10 +93,12 @@ class HTTPClient:
         if answer.status != 202:
             raise CallFailed(f"notifications/initialized: {answer.status} {answer.body[:200]!r}")
 
+    call_body = CALL  # with the request id and the first argument to fill in
+
     async def call(self) -> None:
         n = self.next_id
         self.next_id += 1
-        answer = await self.conn.request(POST, self.path, self.headers, CALL % (n, n))
+        answer = await self.conn.request(POST, self.path, self.headers, self.call_body % (n, n))
         if answer.status != 200 or not _is_result(_reply_in(answer.headers.get(b"content-type", b""), answer.body)):
             raise CallFailed(f"tools/call: {answer.status} {answer.body[:200]!r}")
 
@@ -99,6 +118,42 @@ class HTTPClient:
         except Exception:
             pass  # the session expires on its own
         finally:
+            self.conn.close()
+
+
+class StatelessClient(HTTPClient):
+    call_body = STATELESS_CALL
+
+    def __init__(self, host: str, port: int, token: str | None, path: str = "/mcp"):
+        self.host, self.port, self.path = host, port, path.encode()
+        self.headers = (
+            b"content-type: application/json\r\naccept: application/json, text/event-stream\r\n"
+            b"mcp-protocol-version: %s\r\nmcp-method: tools/call\r\nmcp-name: add\r\n" % STATELESS_VERSION.encode()
+        )
+        if token:
+            self.headers += b"authorization: Bearer %s\r\n" % token.encode()
+        self.conn: Connection | None = None
+        self.next_id = 1
+
+    async def open(self) -> None:
+        self.conn = await Connection.open(self.host, self.port)  # nothing to negotiate in this era
+
+    async def open_listen_stream(self) -> None:
+        """A `subscriptions/listen` stream (tool list changes) on this connection, left open once
+        its acknowledgement arrived (idle-memory runs)."""
+        headers = self.headers.replace(
+            b"mcp-method: tools/call\r\nmcp-name: add\r\n", b"mcp-method: subscriptions/listen\r\n"
+        )
+        self.conn.send(POST, self.path, headers, LISTEN)
+        status, _headers = await self.conn.read_head()
+        if status != 200:
+            raise CallFailed(f"subscriptions/listen: {status}")
+        chunk = await self.conn.read_chunk()
+        if chunk is None or b"notifications/subscriptions/acknowledged" not in chunk:
+            raise CallFailed(f"subscriptions/listen: no acknowledgement ({chunk!r:.200})")
+
+    async def close(self, end_session: bool = True) -> None:
+        if self.conn is not None:
             self.conn.close()
 
 
@@ -180,4 +235,5 @@ class SSEClient:
 
 
 def make_client(transport: str, host: str, port: int, token: str | None):
-    return HTTPClient(host, port, token) if transport == "http" else SSEClient(host, port, token)
+    kinds = {"http": HTTPClient, "sse": SSEClient, "stateless": StatelessClient}
+    return kinds[transport](host, port, token)

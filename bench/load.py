@@ -1,14 +1,16 @@
 """The load generator, run as its own process so that it has a core of its own.
 
-    python -m bench.load calls --url URL --transport http|sse --users N --window S [--token T] [--pids P,...]
-    python -m bench.load idle  --url URL --transport sse|get --streams N [--token T] [--pids P,...]
+    python -m bench.load calls --url URL --transport http|sse|stateless --users N --window S [--token T] [--pids P,...]
+    python -m bench.load idle  --url URL --transport sse|get|listen --streams N [--token T] [--pids P,...]
 
 `calls`: every virtual user opens its own session (initialize,
 notifications/initialized), then all start together and loop
 `tools/call add` for a warm-up and then the measured window; only calls that
-start and end inside the window count. `idle`: open N sessions with a stream
-each (GET /sse, or GET /mcp after initialize) and report the servers'
-resident memory before and after. Both print one JSON object; `--pids` names
+start and end inside the window count (`stateless`, 2026-07-28: no session to
+open, each user has its connection). `idle`: open N sessions with a stream
+each (GET /sse, or GET /mcp after initialize), or N 2026-07-28
+`subscriptions/listen` streams, and report the servers' resident memory
+before and after. Both print one JSON object; `--pids` names
 the server processes whose CPU time and resident memory are read from /proc.
 """
 
@@ -19,7 +21,7 @@ import os
 import time
 from urllib.parse import urlsplit
 
-from bench.clients import CallFailed, HTTPClient, SSEClient, make_client
+from bench.clients import CallFailed, HTTPClient, SSEClient, StatelessClient, make_client
 
 OPEN_CONCURRENCY = 32  # sessions opened at once: stays under daphne's listen backlog of 50
 OPEN_TIMEOUT = 60.0
@@ -77,7 +79,7 @@ async def _open(client, gate: asyncio.Semaphore):
     return client
 
 
-async def _user(client, window: Window, latencies: list[float], errors: list[str]) -> None:
+async def _user(client, window: Window, latencies: list[float], errors: list[str], done: list[int]) -> None:
     await window.go.wait()
     clock = time.perf_counter
     end = window.end
@@ -96,6 +98,7 @@ async def _user(client, window: Window, latencies: list[float], errors: list[str
             errors.append(f"{type(exc).__name__}: {exc}")
             return
         finished = clock()
+        done[0] += 1
         if began >= start and finished <= end:
             record(finished - began)
 
@@ -115,7 +118,8 @@ async def run_calls(args) -> dict:
 
     window = Window(args.warmup, args.window)
     latencies: list[float] = []
-    users = [asyncio.ensure_future(_user(c, window, latencies, errors)) for c in ready]
+    done = [0]  # every call answered, warm-up included (what counters read around the run divide by)
+    users = [asyncio.ensure_future(_user(c, window, latencies, errors, done)) for c in ready]
     window.open()
     await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
     cpu_before, client_cpu_before, busy_before = cpu_seconds(pids), time.process_time(), machine_busy_seconds()
@@ -134,6 +138,7 @@ async def run_calls(args) -> dict:
         "users": args.users,
         "sessions": len(ready),
         "calls": len(latencies),
+        "all_calls": done[0],
         "throughput": len(latencies) / args.window,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
@@ -155,6 +160,10 @@ async def _open_idle(kind: str, host: str, port: int, token: str | None, gate: a
         if kind == "sse":
             client = SSEClient(host, port, token)
             await client.open(keep_post_connection=False)
+        elif kind == "listen":
+            client = StatelessClient(host, port, token)
+            await client.open()
+            await client.open_listen_stream()
         else:
             client = HTTPClient(host, port, token)
             await client.open()
@@ -215,12 +224,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     modes = parser.add_subparsers(dest="mode", required=True)
     calls = modes.add_parser("calls")
-    calls.add_argument("--transport", choices=("http", "sse"), required=True)
+    calls.add_argument("--transport", choices=("http", "sse", "stateless"), required=True)
     calls.add_argument("--users", type=int, required=True)
     calls.add_argument("--window", type=float, default=5.0)
     calls.add_argument("--warmup", type=float, default=1.0)
     idle = modes.add_parser("idle")
-    idle.add_argument("--transport", choices=("sse", "get"), required=True)
+    idle.add_argument("--transport", choices=("sse", "get", "listen"), required=True)
     idle.add_argument("--streams", type=int, default=1000)
     idle.add_argument("--settle", type=float, default=2.0)
     for mode in (calls, idle):

@@ -2,7 +2,12 @@
 as the SDK serves it (`MCPServer.run`: uvicorn, one process, no authentication).
 
     python bench/reference_server.py streamable-http 8200   # stateful, JSON replies, /mcp
+    python bench/reference_server.py stateless 8202         # stateless, JSON replies, /mcp
     python bench/reference_server.py sse 8201               # GET /sse + POST /messages/
+
+A 2026-07-28 request (its `MCP-Protocol-Version` header names that version) is
+served by the SDK's single-exchange path whichever of the first two runs;
+`stateless` is the SDK's own stateless mode for everything else.
 """
 
 import sys
@@ -27,7 +32,8 @@ def main() -> None:
     if transport == "sse":
         mcp.run("sse", host="127.0.0.1", port=port)
     else:
-        mcp.run("streamable-http", host="127.0.0.1", port=port, json_response=True)
+        stateless = transport == "stateless"
+        mcp.run("streamable-http", host="127.0.0.1", port=port, json_response=True, stateless_http=stateless)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ spread between repeats. Then memory per idle session (fresh servers) and,
 unless `--no-scale-out`, one worker against two behind nginx. Prints the
 Markdown table and writes it, the raw numbers and a plot to bench/results/,
 then the same tables into docs/performance.md between its marker lines
-(`bench/report.py` renders both; `--no-docs` leaves the page alone, for trial runs).
+and the README's headline line (`bench/report.py` renders them; `--no-docs` leaves both
+alone, for trial runs).
 
     python bench/run.py [--window 3] [--repeats 3] [--users 1,32,256] [--streams 1000] [--no-scale-out] [--no-docs]
 """
@@ -34,7 +35,11 @@ from bench import report, servers
 SERVER_CPUS = {0}
 LOAD_CPUS = {1}
 HTTP_SERVERS = ["ours-daphne", "ours-uvicorn", "sdk-http", "floor-daphne", "floor-uvicorn"]
+STATELESS_SERVERS = ["ours-daphne", "ours-uvicorn", "sdk-stateless", "floor-daphne", "floor-uvicorn"]
 SSE_SERVERS = ["ours-daphne", "ours-uvicorn", "sdk-sse", "floor-daphne", "floor-uvicorn"]
+# Each transport with the servers measured on it: Streamable HTTP with sessions (2025-11-25),
+# the stateless era (2026-07-28), the legacy HTTP+SSE transport.
+TRANSPORTS = (("http", HTTP_SERVERS), ("stateless", STATELESS_SERVERS), ("sse", SSE_SERVERS))
 UNGUARDED = "ours-unguarded-daphne"
 GUARD_USERS = 32
 # (server, stream) pairs measured for memory per idle session.
@@ -43,6 +48,8 @@ IDLE = [
     ("ours-daphne", "get"),
     ("sdk-sse", "sse"),
     ("sdk-http", "get"),
+    ("ours-daphne", "listen"),
+    ("sdk-stateless", "listen"),
     ("floor-daphne", "sse"),
     ("floor-daphne", "get"),
 ]
@@ -86,7 +93,7 @@ def load(
 def measure_calls(running: dict, token: str, args, log) -> list[dict]:
     rows = []
     options = ["--window", str(args.window), "--warmup", str(args.warmup)]
-    for transport, names in (("http", HTTP_SERVERS), ("sse", SSE_SERVERS)):
+    for transport, names in TRANSPORTS:
         for users in args.users:
             if transport == "sse" and users > SSE_USERS_CAP:
                 continue
@@ -156,7 +163,7 @@ def main() -> None:
         directory = Path(tmp)
         log("preparing the database (migrate, bench user)...")
         template = servers.prepare_template(directory)
-        names = sorted({*HTTP_SERVERS, *SSE_SERVERS, UNGUARDED})
+        names = sorted({*HTTP_SERVERS, *STATELESS_SERVERS, *SSE_SERVERS, UNGUARDED})
         ports = {name: servers.free_port() for name in names} | {f"idle-{n}-{s}": servers.free_port() for n, s in IDLE}
         ours = [port for key, port in ports.items() if "ours" in key]
         audiences = [f"http://{servers.HOST}:{port}" for port in ours]
@@ -187,6 +194,7 @@ def main() -> None:
     if args.docs:
         page = report.write_docs(results, args.output / f"{results['meta']['stamp']}.json")
         log(f"{page} updated (the section between its bench markers)")
+        log(f"{report.write_readme(results)} updated (its headline line)")
 
 
 def _meta(args) -> dict:

@@ -6,22 +6,72 @@ Both clusters share one PostgreSQL (started with fsync off, as the tests run
 it) and each has its own Redis and nginx. Nothing is pinned: on a two-core
 machine the workers, nginx, Redis, PostgreSQL and the load generator share
 both cores, so this shows the overhead of the scale-out path more than it
-shows what a second core buys.
+shows what a second core buys. What it measures, on the stateless path
+(2026-07-28: no session, so nothing to forward between workers): the workers'
+CPU time per call, and the Redis commands (`INFO commandstats`) and database
+transactions and rows (`pg_stat_database`) per call, read around each run,
+which is what a model of N workers needs.
 """
 
 import shutil
+import time
 from dataclasses import dataclass, field
+
+import redis
 
 from bench import servers
 from tests.support.live_server import GENEROUS_LIMITS
 
 USERS = 32
+TRANSPORT = "stateless"
+# pg_stat_database's counters read around a run (transactions, and rows by what was done to them).
+DATABASE_COUNTERS = ("xact_commit", "xact_rollback", "tup_returned", "tup_fetched", "tup_inserted", "tup_updated")
 
 
 @dataclass
 class Target:
     url: str
     pids: list[int] = field(default_factory=list)
+
+
+def redis_commands(url: str) -> dict[str, int]:
+    """Commands Redis has served since it started, by name (INFO commandstats)."""
+    with redis.Redis.from_url(url) as client:
+        stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): values["calls"] for name, values in stats.items()}
+
+
+def database_counters(postgres, database: str = "mcp") -> dict[str, int]:
+    with postgres.connect() as connection:
+        row = connection.execute(
+            f"SELECT {', '.join(DATABASE_COUNTERS)} FROM pg_stat_database WHERE datname = %s", (database,)
+        ).fetchone()
+    return dict(zip(DATABASE_COUNTERS, row, strict=True))
+
+
+def _settled_counters(postgres) -> dict[str, int]:
+    """The database's counters once every worker's connection has reported its share.
+
+    A PostgreSQL backend reports its statistics at most once a second while busy and within
+    10 s of going idle (PGSTAT_IDLE_INTERVAL): the counters are read until they have not moved
+    for longer than that, or for 40 s at most."""
+    quiet_for, deadline = 11.0, time.monotonic() + 40.0
+    last, since = database_counters(postgres), time.monotonic()
+    while time.monotonic() - since < quiet_for and time.monotonic() < deadline:
+        time.sleep(0.5)  # polling counters another process updates; bounded by the deadline
+        now = database_counters(postgres)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def per_call(before: dict[str, int], after: dict[str, int], calls: int, skip: tuple[str, ...] = ()) -> dict:
+    """Each counter's growth per call (counters that did not move left out)."""
+    return {
+        name: round((after.get(name, 0) - before.get(name, 0)) / calls, 3)
+        for name in sorted(after)
+        if name not in skip and after.get(name, 0) != before.get(name, 0)
+    }
 
 
 def measure(directory, args, load, log) -> list[dict]:
@@ -46,19 +96,29 @@ def measure(directory, args, load, log) -> list[dict]:
             )
         token = servers.mint_token(database, users.username, [c.url for c in clusters.values()])
         options = ["--window", str(args.window), "--warmup", str(args.warmup), "--users", str(USERS)]
+        counters = _settled_counters(postgres)
         for repeat in range(args.repeats):
             for workers in (1, 2) if repeat % 2 == 0 else (2, 1):
                 cluster = clusters[workers]
                 target = Target(cluster.url, [w.pid for w in cluster.workers])
-                result = load(target, "calls", "http", token, options, args.window * 4 + 90, pinned=False)
+                commands = redis_commands(cluster.redis.url)
+                result = load(target, "calls", TRANSPORT, token, options, args.window * 4 + 90, pinned=False)
                 row = {
                     "server": f"{workers} worker(s)",
                     "workers": workers,
-                    "transport": "http",
+                    "transport": TRANSPORT,
                     "users": USERS,
                     "repeat": repeat,
                     **result,
                 }
+                settled = _settled_counters(postgres)
+                if "failed" not in row and row.get("all_calls"):
+                    calls = row["all_calls"]
+                    row["cpu_ms_per_call"] = row["server_cpu"] * args.window / row["calls"] * 1000
+                    # INFO's own calls (the two reads) are not the workers'.
+                    row["redis_per_call"] = per_call(commands, redis_commands(cluster.redis.url), calls, ("info",))
+                    row["database_per_call"] = per_call(counters, settled, calls)
+                counters = settled  # one database for both clusters: this run's end is the next one's start
                 rows.append(row)
                 log(
                     f"scale-out {workers} worker(s): "

@@ -5,7 +5,8 @@
   client and an access token minted for the servers' origins, under daphne or
   uvicorn; `ours-unguarded` is the same without the bearer guard
   (`bench/unguarded_asgi.py`);
-- `sdk`: the SDK's MCPServer (`bench/reference_server.py`), as `MCPServer.run` serves it;
+- `sdk`: the SDK's MCPServer (`bench/reference_server.py`), as `MCPServer.run` serves it
+  (`sdk-http` stateful, `sdk-stateless` in its stateless mode, `sdk-sse`);
 - `floor`: the bare Channels consumers of `bench/floor.py`, under daphne or uvicorn.
 
 Each server runs with its server's default logging (daphne's and uvicorn's
@@ -199,7 +200,7 @@ def start(
         command = [
             sys.executable,
             "bench/reference_server.py",
-            "sse" if name.endswith("sse") else "streamable-http",
+            {"sse": "sse", "stateless": "stateless"}.get(name.rpartition("-")[2], "streamable-http"),
             str(port),
         ]
     elif name.startswith("floor"):
