@@ -124,7 +124,8 @@ class StreamableHTTPEndpoint(Endpoint):
         session = await self.create_session("streamable-http", message.id)
         if session is None:
             return
-        reply = await self._request(session, message)
+        answered = await self._request(session, message)
+        reply = answered.message if answered is not None else None  # parsed here only: the handshake's
         if isinstance(reply, JSONRPCResponse):
             session.protocol_version = reply.result.get("protocolVersion")
             try:
@@ -135,6 +136,8 @@ class StreamableHTTPEndpoint(Endpoint):
             await session.close()
 
     async def _request(self, session, message: JSONRPCRequest):
+        """Deliver a request and answer the POST with what the session says about it; the reply
+        event when it came as the POST's JSON answer, else None."""
         queue = session.expect_reply(message.id)
         if queue is None:
             await self.respond_error(
@@ -161,7 +164,7 @@ class StreamableHTTPEndpoint(Endpoint):
                     continue  # a JSON-only client keeps waiting for the answer
                 if event.is_reply:
                     await self.respond(200, event.data, headers=session_header)
-                    return event.message
+                    return event
                 if streaming:
                     # Something about this request came before its answer: switch to SSE.
                     await self.start_stream(headers=session_header)
