@@ -2,23 +2,20 @@
 
 ``MCPServer`` gives no public way to reach its low-level server (where
 request and notification handlers are added, and which the sessions drive),
-to make the stream pair the SDK's own transports use, or to recognise its
-OpenTelemetry middleware. This server needs all three, and reaches them here
-and nowhere else, so an SDK upgrade that moves one breaks this module only,
+or to recognise its OpenTelemetry middleware. This server needs both, and
+reaches them here and nowhere else, so an SDK upgrade that moves one breaks this module only,
 and ``tests/mcp/test_sdk_private_api.py`` names the attribute that went missing.
 """
 
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
-from mcp.shared._context_streams import create_context_streams
 
-__all__ = ["PRIVATE_API", "create_context_streams", "drop_opentelemetry", "lowlevel_server"]
+__all__ = ["PRIVATE_API", "drop_opentelemetry", "lowlevel_server"]
 
 # Every private name used here, as (module, dotted attribute): the test above checks each.
 PRIVATE_API = (
     ("mcp.server.mcpserver", "MCPServer._lowlevel_server"),
-    ("mcp.shared._context_streams", "create_context_streams"),
     ("mcp.server._otel", "OpenTelemetryMiddleware"),
 )
 

@@ -34,12 +34,12 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import ErrorData, JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
 
 from mcp_app.engine.drivers import serve_session
-from mcp_app.engine.sdk import create_context_streams  # the SDK transports' own stream pair
 from mcp_app.engine.server import get_server, initialization_options
 from mcp_app.principal import Principal, RequestInfo
 from mcp_app.protocol.errors import REQUEST_CANCELLED
 from mcp_app.sessions.event_log import STANDALONE, EventLog, StreamClosed, UnknownEventId
 from mcp_app.sessions.event_queue import EventQueue
+from mcp_app.sessions.message_stream import message_streams
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,8 @@ class MCPSession:
         self._request_streams = 0
         self._standalone: EventQueue | None = None
         self.events = EventLog(event_capacity, event_bytes, process_event_bytes)
-        self._inbound_send, self._inbound_recv = create_context_streams[SessionMessage | Exception](_STREAM_BUFFER)
-        self._outbound_send, self._outbound_recv = create_context_streams[SessionMessage](_STREAM_BUFFER)
+        self._inbound_send, self._inbound_recv = message_streams(_STREAM_BUFFER)
+        self._outbound_send, self._outbound_recv = message_streams(_STREAM_BUFFER)
         self.closed = asyncio.Event()
         self._on_end = on_end  # the session directory forgets the session
         self._task: asyncio.Task | None = None

@@ -12,7 +12,6 @@ from mcp.server.mcpserver import MCPServer
 
 PRIVATE_API = (
     ("mcp.server.mcpserver", "MCPServer._lowlevel_server"),
-    ("mcp.shared._context_streams", "create_context_streams"),
     ("mcp.server._otel", "OpenTelemetryMiddleware"),
 )
 
