@@ -5,6 +5,8 @@ are plain ASGI), so this is where they read what Django's ``HttpRequest``
 would give them. Header names are lower case, as ASGI servers deliver them.
 """
 
+from functools import lru_cache
+
 from mcp_app.protocol.names import JSON
 
 # ASGI header values are bytes; HTTP defines them as ISO-8859-1.
@@ -46,10 +48,17 @@ def request_scheme(scope) -> str:
     return scope.get("scheme") or "http"  # ASGI: "http" when the server leaves it out
 
 
-def media_types(value: str | None) -> set[str]:
+def media_types(value: str | None) -> frozenset[str]:
     if not value:
-        return set()
-    return {part.split(";", 1)[0].strip().lower() for part in value.split(",") if part.strip()}
+        return frozenset()
+    return _media_types(value)
+
+
+# Read two or three times per request, from the few Accept and Content-Type values clients send
+# (a flood of others only cycles the cache).
+@lru_cache(maxsize=256)
+def _media_types(value: str) -> frozenset[str]:
+    return frozenset(part.split(";", 1)[0].strip().lower() for part in value.split(",") if part.strip())
 
 
 def accepts(scope, media_type: str) -> bool:
