@@ -447,7 +447,7 @@ def _measure_writes() -> list[dict]:
 
     from mcp_app.engine import audit
 
-    write = audit._insert.func  # the function database_sync_to_async wraps
+    write = audit._insert  # what the audit's writer thread runs
     columns, sql = audit._columns()
     rng = random.Random(5)
 

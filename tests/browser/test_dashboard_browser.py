@@ -66,7 +66,7 @@ for back in range(30):
         })
     rows.append({**rows[-1], "tool": "countdown", "outcome": "ok", "error_message": "", "duration_ms": 61000.0})
 for first in range(0, len(rows), 500):
-    assert not any(audit._insert.func(rows[first:first + 500]))
+    assert not any(audit._insert(rows[first:first + 500]))
 AuthEvent.objects.bulk_create(
     AuthEvent(kind=kind, created_at=now - timedelta(days=back))
     for back in range(30)

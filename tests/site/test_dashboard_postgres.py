@@ -50,7 +50,7 @@ for _ in range(int(os.environ["BATCHES"])):
             "error_message": "",
             "duration_ms": round(10 ** rng.uniform(-3, 6), 3),
         })
-    problems = audit._insert.func(rows)
+    problems = audit._insert(rows)
     assert not any(problems), problems
     written += len(rows)
 print(f"written {written}")
