@@ -102,11 +102,7 @@ class StatelessPost:
         if self.request_id is None or not isinstance(data.get("method"), str):
             await self.refuse(400, INVALID_REQUEST, "Invalid Request: a request needs a string or integer id")
             return
-        raw = [
-            (name.decode(HEADER_ENCODING), value.decode(HEADER_ENCODING))
-            for name, value in self.endpoint.scope["headers"]
-        ]
-        route = stateless.check(data, headers, raw)
+        route = stateless.check(data, headers, self._raw_headers())
         if isinstance(route, stateless.Rejection):
             await self._reject(route)
             return
@@ -126,6 +122,14 @@ class StatelessPost:
         await self._answer({"jsonrpc": "2.0", "id": self.request_id, "result": result}, None)
 
     # -- what the request carries -------------------------------------------------------
+    def _raw_headers(self) -> list[tuple[str, str]]:
+        """Every header as received (where a routing header sent twice shows); built for the
+        check only, so a listen stream does not hold it for its lifetime."""
+        return [
+            (name.decode(HEADER_ENCODING), value.decode(HEADER_ENCODING))
+            for name, value in self.endpoint.scope["headers"]
+        ]
+
     def _routing_headers(self, request_headers: Mapping[str, str]) -> dict[str, str]:
         """The request's headers as the validation ladder reads them (lower-case names, the token left
         out), with the version header taken from `_meta` under the documented tolerance."""
