@@ -270,10 +270,13 @@ class Endpoint:
                 continue
             if event is None or isinstance(event, StreamClosed):
                 return
-            event_id = event.id if with_ids else None
-            await self.send_chunk(sse_event(event.data, event="message", event_id=event_id))
+            await self.send_event(event, with_id=with_ids)
             if stop_at_reply and event.is_reply:
                 return
+
+    async def send_event(self, event, with_id: bool = True) -> None:
+        """One logged event as an SSE message (with its id, for resumption, unless told not to)."""
+        await self.send_chunk(sse_event(event.data, event="message", event_id=event.id if with_id else None))
 
     async def prime(self, session, event_id: str) -> None:
         """Send the priming event to clients of a protocol version that resumes streams."""

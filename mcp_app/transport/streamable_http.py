@@ -31,7 +31,6 @@ from mcp_app.protocol.names import (
 from mcp_app.protocol.scope import accepts, header
 from mcp_app.sessions.event_log import StreamClosed
 from mcp_app.transport.endpoint import UNREACHED, Endpoint
-from mcp_app.transport.sse import sse_event
 from mcp_app.transport.stateless_http import StatelessPost, header_is_stateless, is_stateless
 
 log = logging.getLogger(__name__)
@@ -171,7 +170,7 @@ class StreamableHTTPEndpoint(Endpoint):
                     await self.start_stream(headers=session_header)
                     await self.prime(session, f"{event.stream}.0")
                     # This event first, then what queued behind it (never put back: it would go last).
-                    await self.send_chunk(sse_event(event.data, event="message", event_id=event.id))
+                    await self.send_event(event)
                     await self.pump_events(queue, stop_at_reply=True)
                     await self.end_stream()
                     return None
