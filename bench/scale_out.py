@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import redis
 
 from bench import servers
-from tests.support.live_server import GENEROUS_LIMITS
+from tests.support import services
 
 USERS = 32
 TRANSPORT = "stateless"
@@ -76,10 +76,8 @@ def per_call(before: dict[str, int], after: dict[str, int], calls: int, skip: tu
 
 def measure(directory, args, load, log) -> list[dict]:
     try:
-        from tests import services
-
         services.require_binaries()
-    except (ImportError, AssertionError) as exc:
+    except AssertionError as exc:
         log(f"scale-out skipped: {exc}")
         return []
     base = services.service_base_directory()
@@ -92,7 +90,7 @@ def measure(directory, args, load, log) -> list[dict]:
         users = services.prepare_database(database)
         for workers in (1, 2):
             clusters[workers] = services.start_cluster(
-                services.cluster_directory(base), database, users, workers=workers, **GENEROUS_LIMITS
+                services.cluster_directory(base), database, users, workers=workers, **servers.BENCH_LIMITS
             )
         token = servers.mint_token(database, users.username, [c.url for c in clusters.values()])
         options = ["--window", str(args.window), "--warmup", str(args.warmup), "--users", str(USERS)]

@@ -104,9 +104,12 @@ def _timed_out(timeout: float, *, stateless: bool) -> dict[str, Any]:
     return result
 
 
+_TOKEN_KEY = "token:"  # prefix of a stateless-era caller's key (session ids never contain ':')
+
+
 def _running_key(info: RequestInfo) -> str:
     """What calls running at once are counted by: the session, or the token for stateless-era calls."""
-    return info.session_id or f"token:{info.principal.token_checksum}"
+    return info.session_id or f"{_TOKEN_KEY}{info.principal.token_checksum}"
 
 
 # -- calls running at once, per session -----------------------------------------------------
@@ -120,9 +123,11 @@ def _start_running(session_id: str) -> str | None:
         return None
     running = _running.get(session_id, 0)
     if running >= limit:
+        # Named as the caller knows it: a stateless-era caller has no session, only its token.
+        counted = "for this access token" if session_id.startswith(_TOKEN_KEY) else "in this session"
         raise MCPError(
             TOO_MANY_RUNNING_CALLS,
-            f"Too many tool calls running: at most {limit} at once in this session; retry when one has finished",
+            f"Too many tool calls running: at most {limit} at once {counted}; retry when one has finished",
             {"maxConcurrentCalls": limit},
         )
     _running[session_id] = running + 1  # counted before any await, so concurrent arrivals see it

@@ -208,6 +208,31 @@ async def test_a_call_beyond_the_sessions_concurrency_limit_is_refused(app, toke
     await other.close()
 
 
+async def test_a_stateless_call_beyond_its_tokens_concurrency_limit_is_refused_naming_the_token(
+    app, token, other_token, settings, slow_tool
+):
+    """A 2026 request has no session: its token's calls running in this worker are what is counted,
+    and the error says so (it once said "in this session" to a caller that has none)."""
+    from tests.mcp.test_stateless import post, stateless_request
+
+    settings.MCP_MAX_CONCURRENT_CALLS_PER_SESSION = 1
+    slow = asyncio.ensure_future(post(app, token, stateless_request("tools/call", SLOW_CALL)))
+    await asyncio.wait_for(slow_tool.started.wait(), TIMEOUT)
+
+    refused = (await post(app, token, stateless_request("tools/call", ADD))).json()["error"]
+    assert refused["code"] == -32030
+    assert refused["message"] == (
+        "Too many tool calls running: at most 1 at once for this access token; retry when one has finished"
+    )
+    assert refused["data"] == {"maxConcurrentCalls": 1}
+    # Another person's token is counted apart.
+    assert "error" not in (await post(app, other_token, stateless_request("tools/call", ADD))).json()
+
+    slow_tool.release.set()
+    assert (await asyncio.wait_for(slow, TIMEOUT)).status == 200
+    assert "error" not in (await post(app, token, stateless_request("tools/call", ADD))).json()  # room again
+
+
 # -- time limit ---------------------------------------------------------------------------
 async def test_a_call_past_the_time_limit_is_cancelled_and_answered_as_a_tool_error(transport, settings, slow_tool):
     settings.MCP_TOOL_CALL_TIMEOUT_SECONDS = 0.2

@@ -118,3 +118,12 @@ def test_make_bench_writes_the_performance_page_and_the_readme_line(tmp_path):
     assert "2026-07-28 stateless calls 1.25x its throughput under daphne, 1.60x under uvicorn" in line
     assert "one user waits 1.20x its median time (2026, daphne)" in line
     assert line.endswith("<!-- /bench:headline -->")
+
+
+def test_the_scale_out_run_reaches_the_cluster_helpers_it_starts_services_with():
+    """A wrong import once made `make bench` skip the scale-out rows with a one-line log."""
+    from bench import scale_out, servers
+
+    assert callable(scale_out.services.start_cluster) and callable(scale_out.services.PostgresServer)
+    # All users share one token in the benchmark: its count of calls running at once must not refuse them.
+    assert servers.BENCH_LIMITS["MCP_MAX_CONCURRENT_CALLS_PER_SESSION"] == "0"
