@@ -2,7 +2,8 @@
 
 ``MCPServer`` gives no public way to reach its low-level server (where
 request and notification handlers are added, and which the sessions drive),
-or to recognise its OpenTelemetry middleware. This server needs both, and
+or to recognise its OpenTelemetry middleware, and the filter its listen handler
+acknowledges is a private function. This server needs all three, and
 reaches them here and nowhere else, so an SDK upgrade that moves one breaks this module only,
 and ``tests/mcp/test_sdk_private_api.py`` names the attribute that went missing.
 """
@@ -10,13 +11,16 @@ and ``tests/mcp/test_sdk_private_api.py`` names the attribute that went missing.
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import _honored_subset
+from mcp_types import SubscriptionFilter
 
-__all__ = ["PRIVATE_API", "drop_opentelemetry", "lowlevel_server"]
+__all__ = ["PRIVATE_API", "drop_opentelemetry", "honored_subset", "lowlevel_server"]
 
 # Every private name used here, as (module, dotted attribute): the test above checks each.
 PRIVATE_API = (
     ("mcp.server.mcpserver", "MCPServer._lowlevel_server"),
     ("mcp.server._otel", "OpenTelemetryMiddleware"),
+    ("mcp.server.subscriptions", "_honored_subset"),
 )
 
 
@@ -28,3 +32,9 @@ def lowlevel_server(server: MCPServer) -> Server:
 def drop_opentelemetry(server: MCPServer) -> None:
     """Remove the SDK's OpenTelemetry span middleware (the SDK's documented opt-out: drop it from the list)."""
     server.middleware[:] = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
+
+
+def honored_subset(requested: SubscriptionFilter) -> SubscriptionFilter:
+    """What a ``subscriptions/listen`` stream acknowledges of what it asked for, as the SDK's own
+    listen handler decides it (``engine/listen.py`` serves the stream)."""
+    return _honored_subset(requested)

@@ -22,6 +22,7 @@ from mcp_app.engine.echo import install_echo_limit
 from mcp_app.engine.extensions import Features, install_extensions, load_extensions
 from mcp_app.engine.fanout import bus
 from mcp_app.engine.limits import install_limits
+from mcp_app.engine.listen import install_detached_listen
 from mcp_app.engine.logging_level import install_logging_level
 from mcp_app.engine.request_state import request_state_security
 from mcp_app.engine.subscriptions import install_subscriptions
@@ -79,6 +80,7 @@ def build_server(extensions: list[str] | tuple[str, ...] = ()) -> MCPServer:
     track_sessions(server)
     install_logging_level(server)
     install_subscriptions(server)
+    install_detached_listen(server, bus)  # a listen stream holds no engine task while it waits
     features = Features(completions=install_completions(server), tasks=tasks)
     install_extensions(server, features, extension_modules)
     # After every tool is added: unknown tools and bad arguments are answered as invalid params.

@@ -34,6 +34,7 @@ from django.conf import settings
 
 from mcp_app.engine import stateless
 from mcp_app.engine.fanout import bus
+from mcp_app.engine.listen import ListenStream, current_listen_stream
 from mcp_app.protocol import jsonrpc
 from mcp_app.protocol.errors import INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION
 from mcp_app.protocol.names import (
@@ -109,7 +110,9 @@ class StatelessPost:
         if await self.endpoint.refused_for_scope(data["method"], data.get("params")):
             return
         if data["method"] == LISTEN:
-            await self._listen(route, info, headers)
+            listen = self._listen(route, info, headers)
+            del data, info, headers, route  # not held by this frame while the stream lasts (see _listen)
+            await listen
             return
         try:
             result = await stateless.serve(route, data, info, headers, self._on_notification)
@@ -184,7 +187,12 @@ class StatelessPost:
 
     # -- subscriptions/listen --------------------------------------------------------------
     async def _listen(self, route, info, headers: Mapping[str, str]) -> None:
-        """The acknowledgement, then change notifications, as SSE with pings, until the client leaves."""
+        """The acknowledgement, then change notifications, as SSE with pings, until the client leaves.
+
+        The engine serves the request (``_serve_listen``) in a task of its own, which ends once the
+        stream is acknowledged: from then on the stream is a ``ListenStream`` (engine/listen.py)
+        writing onto the queue this task pumps, and nothing of the request (its body, headers,
+        caller, the engine's objects) is held while the client listens. Hence the ``del``s."""
         if not self.may_stream:
             await self.refuse(406, INVALID_REQUEST, "Not Acceptable: subscriptions/listen needs text/event-stream")
             return
@@ -195,34 +203,42 @@ class StatelessPost:
             return
         _listening[person] += 1  # before any await: streams arriving together see each other
         try:
-            await self._listen_counted(route, info, headers)
+            await bus.join()  # in the fan-out group before the acknowledgement goes out
+            queue = EventQueue()
+            stream = ListenStream(lambda message: queue.put_nowait(_DONE if message is None else message))
+            handler = asyncio.get_running_loop().create_task(
+                self._serve_listen(route, info, headers, stream, queue), name="mcp-listen"
+            )
+            del route, info, headers
+            try:
+                await self._pump(queue)
+            finally:
+                stream.unsubscribe()
+                handler.cancel()
+                await asyncio.gather(handler, return_exceptions=True)
         finally:
             _listening[person] -= 1
             if not _listening[person]:
                 del _listening[person]
 
-    async def _listen_counted(self, route, info, headers: Mapping[str, str]) -> None:
-        await bus.join()  # in the fan-out group before the acknowledgement goes out
-        queue = EventQueue()
-
-        async def listen() -> None:
-            try:
-                result = await stateless.serve(route, self.data, info, headers, _enqueue)
-                queue.put_nowait({"jsonrpc": "2.0", "id": self.request_id, "result": result})
-            except Exception as exc:
-                queue.put_nowait({"jsonrpc": "2.0", "id": self.request_id, "error": _dump(stateless.error_of(exc))})
-            finally:
-                queue.put_nowait(_DONE)
-
-        async def _enqueue(message: dict[str, Any]) -> None:
-            queue.put_nowait(message)
-
-        handler = asyncio.get_running_loop().create_task(listen(), name="mcp-listen")
+    async def _serve_listen(self, route, info, headers, stream: ListenStream, queue: EventQueue) -> None:
+        """The engine's part of a listen stream: the acknowledgement, or the error that refuses it."""
+        current_listen_stream.set(stream)  # in this task's own context: seen by the engine's handler only
+        data, self.data = self.data, None
+        final = True
         try:
-            await self._pump(queue)
+            result = await stateless.serve(route, data, info, headers, _enqueue_on(queue))
+            message = {"jsonrpc": "2.0", "id": self.request_id, "result": result}
+            if stream.live:
+                stream.keep_result(message)  # the last frame if the server closes the stream
+                final = False
+            else:
+                queue.put_nowait(message)
+        except Exception as exc:
+            queue.put_nowait({"jsonrpc": "2.0", "id": self.request_id, "error": _dump(stateless.error_of(exc))})
         finally:
-            handler.cancel()
-            await asyncio.gather(handler, return_exceptions=True)
+            if final:
+                queue.put_nowait(_DONE)
 
     async def _pump(self, queue: EventQueue) -> None:
         while True:
@@ -244,6 +260,13 @@ class StatelessPost:
                 self.streaming = True
                 await self.endpoint.start_stream()
             await self.endpoint.send_chunk(sse_event(_encode(message), event="message"))
+
+
+def _enqueue_on(queue: EventQueue):
+    async def enqueue(message: dict[str, Any]) -> None:
+        queue.put_nowait(message)
+
+    return enqueue
 
 
 def _dump(error) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from mcp.server.mcpserver import MCPServer
 PRIVATE_API = (
     ("mcp.server.mcpserver", "MCPServer._lowlevel_server"),
     ("mcp.server._otel", "OpenTelemetryMiddleware"),
+    ("mcp.server.subscriptions", "_honored_subset"),
 )
 
 
