@@ -86,3 +86,10 @@ soak: install
 bench-dashboard: install
 	$(BIN)/python bench/dashboard.py
 
+
+# The audit's durability setting both ways (bench/durability.py, about 4 minutes): this server with
+# SQLITE_SYNCHRONOUS=normal and =full beside the SDK reference; a table to bench/results/.
+.PHONY: bench-durability
+bench-durability: install
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/durability.py

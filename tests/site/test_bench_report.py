@@ -127,3 +127,23 @@ def test_the_scale_out_run_reaches_the_cluster_helpers_it_starts_services_with()
     assert callable(scale_out.services.start_cluster) and callable(scale_out.services.PostgresServer)
     # All users share one token in the benchmark: its count of calls running at once must not refuse them.
     assert servers.BENCH_LIMITS["MCP_MAX_CONCURRENT_CALLS_PER_SESSION"] == "0"
+
+
+def test_the_durability_table_gives_both_modes_beside_the_sdk():
+    from argparse import Namespace
+    from datetime import UTC, datetime
+
+    from bench import durability
+
+    p50 = {"this server, synchronous=NORMAL": 1.2, "this server, synchronous=FULL": 1.6, "SDK reference": 1.0}
+    results = {
+        (label, transport, users): [
+            {"p50_ms": p50[label] if users == 1 else 25.0, "throughput": 1000.0 if users == 32 else 800.0}
+        ]
+        for label in p50
+        for transport in ("http", "stateless")
+        for users in (1, 32)
+    }
+    markdown = durability.render(results, datetime(2026, 12, 3, tzinfo=UTC), Namespace(repeats=1, window=3.0))
+    assert "| this server, synchronous=FULL | 1.60 | 1.60 | 1,000 | 1,000 |" in markdown
+    assert "- this server, synchronous=NORMAL: p50 at 1 user 1.20x (http)" in markdown
