@@ -246,13 +246,17 @@ class _WriterThread:
     def _serve(self) -> None:
         while True:
             rows, loop, outcome = self._requests.get()
-            close_old_connections()
+            # Whatever fails here is the write's outcome, never the thread's end: a thread that
+            # died would leave this write's calls, and every later one, waiting for good.
             try:
+                close_old_connections()
                 result, error = _insert(rows), None
             except BaseException as exc:  # handed to the caller, as a thread hop would
                 result, error = None, exc
-            finally:
+            try:
                 close_old_connections()
+            except Exception as exc:  # the connection is dropped all the same; the next write opens one
+                logger.warning("audit writer: closing its database connection failed: %s: %s", type(exc).__name__, exc)
             try:
                 loop.call_soon_threadsafe(_settle, outcome, result, error)
             except RuntimeError:

@@ -178,6 +178,43 @@ async def test_a_failed_write_does_not_fail_the_call(server, caplog):
     assert "could not record a tools/call request" in caplog.text
 
 
+async def test_the_writer_thread_survives_a_failing_connection_clean_up(user, monkeypatch, caplog):
+    """Django's connection clean-up around a write once raised outside the writer thread's guard
+    ("database table is locked" while a test flushed the database): the thread died, and the calls
+    waiting for their rows would have waited for good."""
+    import asyncio
+
+    from django.utils import timezone
+
+    from mcp_app.engine import audit
+
+    def row(arguments: str) -> dict:
+        return {
+            "created_at": timezone.now(),
+            "user_id": user.pk,
+            "username": user.username,
+            "client_id": "client",
+            "session_id": "",
+            "tool": "add",
+            "arguments": arguments,
+            "outcome": ToolCall.Outcome.OK,
+            "error_code": None,
+            "error_message": "",
+            "duration_ms": 0.1,
+        }
+
+    def failing_clean_up():
+        raise RuntimeError("database table is locked")
+
+    monkeypatch.setattr(audit, "close_old_connections", failing_clean_up)
+    with pytest.raises(RuntimeError, match="table is locked"):  # the write's outcome, handed back
+        await asyncio.wait_for(audit._writer_thread.insert([row("first")]), TIMEOUT)
+    monkeypatch.undo()
+    assert await asyncio.wait_for(audit._writer_thread.insert([row("second")]), TIMEOUT) == [None]
+    assert [record.arguments for record in await records()] == ["second"]
+    assert "closing its database connection failed: RuntimeError: database table is locked" in caplog.text
+
+
 # -- arguments ----------------------------------------------------------------------------------
 async def test_arguments_are_cut_to_the_bound(server, info, settings):
     settings.MCP_AUDIT_ARGUMENT_CHARS = 40
