@@ -10,19 +10,37 @@ shows what a second core buys. What it measures, on the stateless path
 (2026-07-28: no session, so nothing to forward between workers): the workers'
 CPU time per call, and the Redis commands (`INFO commandstats`) and database
 transactions and rows (`pg_stat_database`) per call, read around each run,
-which is what a model of N workers needs.
+which is what a model of N workers needs. One worker runs twice, at the users of
+the two and at the half each of them carries: CPU per call is compared at equal load
+per worker.
+
+`make bench` runs it; alone (about 5 minutes), it writes bench/results/scale-out-<time>.md:
+
+    python bench/scale_out.py [--window 3] [--repeats 3]
 """
 
+import argparse
 import shutil
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 import redis
+
+if __name__ == "__main__":  # run as a script: `bench` and `tests` import from the project
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import servers
 from tests.support import services
 
 USERS = 32
+# (workers, users) per run: two workers at USERS, one at USERS, and one at the load each of the two
+# carries (USERS / 2): an event-loop worker's CPU per call falls as its own concurrency rises, so
+# CPU per call is compared at equal load per worker.
+RUNS = ((1, USERS), (2, USERS), (1, USERS // 2))
 TRANSPORT = "stateless"
 # pg_stat_database's counters read around a run (transactions, and rows by what was done to them).
 DATABASE_COUNTERS = ("xact_commit", "xact_rollback", "tup_returned", "tup_fetched", "tup_inserted", "tup_updated")
@@ -93,19 +111,20 @@ def measure(directory, args, load, log) -> list[dict]:
                 services.cluster_directory(base), database, users, workers=workers, **servers.BENCH_LIMITS
             )
         token = servers.mint_token(database, users.username, [c.url for c in clusters.values()])
-        options = ["--window", str(args.window), "--warmup", str(args.warmup), "--users", str(USERS)]
+        options = ["--window", str(args.window), "--warmup", str(args.warmup)]
         counters = _settled_counters(postgres)
         for repeat in range(args.repeats):
-            for workers in (1, 2) if repeat % 2 == 0 else (2, 1):
+            for workers, load_users in RUNS[repeat % len(RUNS) :] + RUNS[: repeat % len(RUNS)]:
                 cluster = clusters[workers]
                 target = Target(cluster.url, [w.pid for w in cluster.workers])
                 commands = redis_commands(cluster.redis.url)
-                result = load(target, "calls", TRANSPORT, token, options, args.window * 4 + 90, pinned=False)
+                run_options = [*options, "--users", str(load_users)]
+                result = load(target, "calls", TRANSPORT, token, run_options, args.window * 4 + 90, pinned=False)
                 row = {
                     "server": f"{workers} worker(s)",
                     "workers": workers,
                     "transport": TRANSPORT,
-                    "users": USERS,
+                    "users": load_users,
                     "repeat": repeat,
                     **result,
                 }
@@ -119,7 +138,7 @@ def measure(directory, args, load, log) -> list[dict]:
                 counters = settled  # one database for both clusters: this run's end is the next one's start
                 rows.append(row)
                 log(
-                    f"scale-out {workers} worker(s): "
+                    f"scale-out {workers} worker(s), {load_users} users: "
                     + (
                         f"{row['throughput']:.0f}/s p50 {row['p50_ms']:.1f} p99 {row['p99_ms']:.1f} ms "
                         f"err {row['errors']}"
@@ -141,3 +160,34 @@ def measure(directory, args, load, log) -> list[dict]:
             pass
         shutil.rmtree(base, ignore_errors=True)
     return rows
+
+
+def main() -> None:
+    from bench import report, run
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--window", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=0.75)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args()
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="mcp-scale-out-") as tmp:
+        rows = measure(Path(tmp) / "scale-out", args, run.load, log)
+    lines, cpu_ratio = report.scale_out_lines(rows)
+    ratio = (
+        ""
+        if cpu_ratio is None
+        else f"CPU per call, two workers against one at the same load per worker: {cpu_ratio:.2f}x"
+    )
+    markdown = "\n".join([f"# Scale-out, {started:%Y-%m-%d %H:%M} UTC", "", *lines, "", ratio]) + "\n"
+    print(markdown)
+    args.output.mkdir(parents=True, exist_ok=True)
+    path = args.output / f"scale-out-{started:%Y%m%d-%H%M%S}.md"
+    path.write_text(markdown)
+    log(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -45,22 +45,25 @@ def results():
         {"server": "ours-daphne", "stream": "listen", "kib_per_session": 31.0, "streams": 1000, "failures": 0}
         | {"rss_before_kib": 1000, "rss_after_kib": 32000},
     ]
+    # One worker at 32 users and at 16 (the load each of two carries), two workers at 32; CPU per
+    # call is compared at equal load per worker: 1.05 against 1.0 (not against 0.8 at 32 users).
+    cpu_per_call = {(1, 32): 0.8, (1, 16): 1.0, (2, 32): 1.05}
     scale_out = [
         {
             "server": f"{workers} worker(s)",
             "workers": workers,
             "transport": "stateless",
-            "users": 32,
+            "users": users,
             "repeat": repeat,
             "throughput": 900.0 * (1.5 if workers == 2 else 1),
             "p50_ms": 30.0,
             "p99_ms": 60.0,
             "errors": 0,
-            "cpu_ms_per_call": 1.0 if workers == 1 else 1.05,
+            "cpu_ms_per_call": cpu,
             "redis_per_call": {"evalsha": 1.0},
             "database_per_call": {"xact_commit": 0.5},
         }
-        for workers in (1, 2)
+        for (workers, users), cpu in cpu_per_call.items()
         for repeat in range(3)
     ]
     meta = {
@@ -98,8 +101,11 @@ def test_every_era_has_its_rows_and_its_targets_against_the_sdk_in_the_same_cell
     )
     assert target(markdown, "idle GET /mcp stream: ≤ 40 KiB").endswith("| 39.0 KiB | yes |")
     assert target(markdown, "idle 2026 subscriptions/listen stream: ≤ 30 KiB").endswith("| 31.0 KiB | **no** |")
-    assert target(markdown, "scale-out: CPU per call, 2 workers within 10% of one").endswith("| 1.05x | yes |")
-    assert "| Redis `evalsha` | 1.00 | 1.00 |" in markdown
+    assert target(
+        markdown, "scale-out: CPU per call, 2 workers within 10% of one at the same load per worker"
+    ).endswith("| 1.05x | yes |")
+    assert "| operation | 1 worker, 16 users | 1 worker, 32 users | 2 workers, 32 users |" in markdown
+    assert "| Redis `evalsha` | 1.00 | 1.00 | 1.00 |" in markdown
 
 
 def test_make_bench_writes_the_performance_page_and_the_readme_line(tmp_path):
