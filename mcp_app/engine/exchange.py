@@ -19,6 +19,7 @@ from mcp_types import ProgressToken, RequestId
 
 from mcp_app.engine.connected import ConnectedClient
 from mcp_app.engine.drivers import serve_request
+from mcp_app.protocol import jsonrpc
 
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -46,10 +47,7 @@ class Exchange:
         raise NoBackChannelError(method)
 
     async def notify(self, method: str, params: Mapping[str, Any] | None, opts=None) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = dict(params)
-        await self.on_notification(message)
+        await self.on_notification(jsonrpc.notification(method, params))
 
     async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         if self.progress_token is None:

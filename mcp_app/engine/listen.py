@@ -42,6 +42,7 @@ from mcp_types import (
 )
 
 from mcp_app.engine import sdk
+from mcp_app.protocol import jsonrpc
 from mcp_app.protocol.names import LISTEN
 
 __all__ = ["DetachedListenHandler", "ListenStream", "current_listen_stream", "install_detached_listen"]
@@ -119,10 +120,7 @@ class ListenStream:
         if not event_matches(self._honored, self._uris, event):
             return
         wire = event_to_notification(event, self._meta).model_dump(by_alias=True, mode="json", exclude_none=True)
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": wire["method"]}
-        if wire.get("params") is not None:
-            message["params"] = wire["params"]
-        self._emit(message)
+        self._emit(jsonrpc.notification(wire["method"], wire.get("params")))
 
 
 class DetachedListenHandler:

@@ -86,5 +86,13 @@ def error_body(code: int, message: str, request_id: str | int | None = None, dat
     return json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}).encode()
 
 
+def notification(method: str, params: Any = None) -> dict[str, Any]:
+    """A JSON-RPC notification as a wire dict (``params`` left out when there are none)."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = dict(params)
+    return message
+
+
 def serialize(message: JSONRPCMessage) -> bytes:
     return message.model_dump_json(by_alias=True, exclude_unset=True).encode()

@@ -180,6 +180,10 @@ class StatelessPost:
         """Something the engine says about the request before its result: the answer becomes a stream."""
         if not self.may_stream:
             return  # a JSON-only client cannot receive it; the result still comes
+        await self._stream(message)
+
+    async def _stream(self, message: dict[str, Any]) -> None:
+        """One message on the answer's SSE stream, which the first one starts."""
         if not self.streaming:
             self.streaming = True
             await self.endpoint.start_stream()
@@ -256,10 +260,7 @@ class StatelessPost:
                 error = message.get("error")
                 await self._answer(message, error["code"] if error else None)
                 return
-            if not self.streaming:
-                self.streaming = True
-                await self.endpoint.start_stream()
-            await self.endpoint.send_chunk(sse_event(_encode(message), event="message"))
+            await self._stream(message)
 
 
 def _enqueue_on(queue: EventQueue):
