@@ -14,6 +14,7 @@ Prints a Markdown table and writes it to bench/results/durability-<time>.md.
 """
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -54,8 +55,7 @@ def main() -> None:
         token = servers.mint_token(f"sqlite:///{template.database}", template.username, audiences)
         running = {}
         try:
-            for index, (label, transport) in enumerate(keys):
-                name, extra = next((name, extra) for lab, name, extra in SERVERS if lab == label)
+            for index, ((label, name, extra), transport) in enumerate(itertools.product(SERVERS, REFERENCE)):
                 running[label, transport] = servers.start(
                     name or REFERENCE[transport],
                     ports[label, transport],
@@ -66,10 +66,10 @@ def main() -> None:
                     extra_env=extra,
                 )
             options = ["--window", str(args.window), "--warmup", str(args.warmup)]
+            labels = [label for label, *_ in SERVERS]
             for transport, users in CELLS:
-                labels = [label for label, *_ in SERVERS]
                 for repeat in range(args.repeats):
-                    for label in labels[repeat % len(labels) :] + labels[: repeat % len(labels)]:
+                    for label in run.rotated(labels, repeat):
                         row = run.load(
                             running[label, transport],
                             "calls",

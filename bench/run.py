@@ -90,6 +90,14 @@ def load(
     return json.loads(result.stdout)
 
 
+def rotated(items, repeat: int) -> list:
+    """``items`` in the order of round ``repeat``: rotated each round, so that no server always runs
+    first (or right after another)."""
+    items = list(items)
+    shift = repeat % len(items)
+    return items[shift:] + items[:shift]
+
+
 def measure_calls(running: dict, token: str, args, log) -> list[dict]:
     rows = []
     options = ["--window", str(args.window), "--warmup", str(args.warmup)]
@@ -99,9 +107,7 @@ def measure_calls(running: dict, token: str, args, log) -> list[dict]:
                 continue
             cell = names + ([UNGUARDED] if transport == "http" and users == GUARD_USERS else [])
             for repeat in range(args.repeats):
-                # Rotate the order each repeat: no server always runs first (or right after another).
-                order = cell[repeat % len(cell) :] + cell[: repeat % len(cell)]
-                for name in order:
+                for name in rotated(cell, repeat):
                     result = load(
                         running[name],
                         "calls",

@@ -34,6 +34,7 @@ if __name__ == "__main__":  # run as a script: `bench` and `tests` import from t
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import servers
+from bench.run import rotated
 from tests.support import services
 
 USERS = 32
@@ -114,7 +115,7 @@ def measure(directory, args, load, log) -> list[dict]:
         options = ["--window", str(args.window), "--warmup", str(args.warmup)]
         counters = _settled_counters(postgres)
         for repeat in range(args.repeats):
-            for workers, load_users in RUNS[repeat % len(RUNS) :] + RUNS[: repeat % len(RUNS)]:
+            for workers, load_users in rotated(RUNS, repeat):
                 cluster = clusters[workers]
                 target = Target(cluster.url, [w.pid for w in cluster.workers])
                 commands = redis_commands(cluster.redis.url)
