@@ -34,11 +34,12 @@ with refuse_to_start_on_bad_configuration():
         refuse_unreachable_services()
 
 from channels.routing import ProtocolTypeRouter, URLRouter
+from django.conf import settings
 from django.urls import path, re_path
 
 from mcp_app.cluster import shutdown
 from mcp_app.routing import urlpatterns as mcp_urlpatterns
-from mcpsite import daphne_requests
+from mcpsite import allocator, daphne_requests
 from mcpsite.collector import tune_for_serving
 from mcpsite.health import healthz
 from mcpsite.proxy_headers import TrustedProxyHeaders
@@ -58,3 +59,4 @@ application = ProtocolTypeRouter(
     }
 )
 tune_for_serving()  # last: everything built so far lives as long as the process
+allocator.release_periodically(settings.MCP_MALLOC_TRIM_SECONDS)  # the C heap's free pages, back to the system

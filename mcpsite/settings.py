@@ -140,6 +140,9 @@ MCP_EXTENSIONS = env_list("MCP_EXTENSIONS", [])
 # Soak runs only: trace allocations with this many frames; SIGUSR2 writes a snapshot (mcpsite/memory_trace.py).
 MCP_TRACEMALLOC = env_int("MCP_TRACEMALLOC", 0, minimum=0)
 MCP_TRACEMALLOC_DIR = env_str("MCP_TRACEMALLOC_DIR", ".")
+# Seconds between returns of the C allocator's free memory to the system (mcpsite/allocator.py);
+# without them a server's thread arenas hold freed memory resident. 0: never.
+MCP_MALLOC_TRIM_SECONDS = env_int("MCP_MALLOC_TRIM_SECONDS", 60, minimum=0)
 # HSTS on HTTPS responses; on by default only when debug is off (a development http://localhost must not be pinned).
 MCP_HSTS_SECONDS = env_int("MCP_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
 MCP_HSTS_INCLUDE_SUBDOMAINS = env_bool("MCP_HSTS_INCLUDE_SUBDOMAINS", True)
