@@ -1,16 +1,19 @@
 """What the engine keeps per connected client, and which clients this process serves.
 
-``sessions/session.py`` runs one session loop (``engine/drivers.py``) per MCP session inside the
-engine's lifespan, so the lifespan's value is per-session state: a
-``ConnectedClient``. A low-level handler reads it as ``ctx.lifespan_context``,
+``sessions/session.py`` enters the engine's lifespan once per MCP session and serves the
+session's loops (``engine/drivers.py``) inside it, so the lifespan's value is per-session
+state: a ``ConnectedClient``. A low-level handler reads it as ``ctx.lifespan_context``,
 a tool as ``ctx.request_context.lifespan_context`` (``connected_client`` takes
 either).
 
-A client's ``sdk_session`` is how the server reaches it outside of any
-request (resource updates, list changes): the SDK ``ServerSession`` of the
-client's ``notifications/initialized``, whose notifications without a related
-request go to the session's standalone stream. Only sessions owned by this
-process are known here; a session owned by another worker is that worker's.
+A client's ``connection`` is how the server reaches it outside of any request
+(resource updates, list changes): the SDK ``Connection`` of its session (``attach``,
+called by the session), whose notifications go to the session's standalone stream
+whether the session's engine is awake or asleep; it is used once the client is
+``reachable`` (initialized). It is the connection and not a request's
+``ServerSession``, which would keep that request's dispatcher alive as long as the
+client. Only sessions owned by this process are known here; a session owned by
+another worker is that worker's.
 """
 
 from collections.abc import AsyncIterator
@@ -19,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp.server.session import ServerSession
 from mcp_types import LoggingLevel, NotificationParams, ServerNotification
 
 from mcp_app.engine import sdk
@@ -35,7 +38,8 @@ NOTIFY_TIMEOUT_SECONDS = 5.0
 class ConnectedClient:
     log_level: LoggingLevel | None = None  # None: the client never sent logging/setLevel
     subscriptions: set[str] = field(default_factory=set)  # resource URIs (resources/subscribe)
-    sdk_session: ServerSession | None = None  # set once the client is initialized
+    connection: Connection | None = None  # its session's (attach)
+    reachable: bool = False  # the client is initialized: the server may notify it on its own
 
 
 _live: set[ConnectedClient] = set()
@@ -52,6 +56,12 @@ async def session_lifespan(_server: MCPServer) -> AsyncIterator[ConnectedClient]
         _live.discard(client)
 
 
+def attach(state: Any, connection: Connection) -> None:
+    """Give the client state a session's lifespan yielded the session's connection."""
+    if isinstance(state, ConnectedClient):
+        state.connection = connection
+
+
 def connected_client(ctx: Any) -> ConnectedClient:
     """The client a request comes from (``ServerRequestContext`` or an MCPServer ``Context``)."""
     request_context = getattr(ctx, "request_context", ctx)
@@ -63,27 +73,28 @@ def connected_client(ctx: Any) -> ConnectedClient:
 
 def reachable_clients() -> list[ConnectedClient]:
     """The clients of this process that the server may send notifications to."""
-    return [client for client in _live if client.sdk_session is not None]
+    return [client for client in _live if client.reachable and client.connection is not None]
 
 
 async def notify(clients: list[ConnectedClient], notification: ServerNotification) -> int:
     """Send ``notification`` on the standalone stream of each client; how many took it."""
+    wire = notification.model_dump(by_alias=True, mode="json", exclude_none=True)
     delivered = 0
     for client in clients:
         with anyio.move_on_after(NOTIFY_TIMEOUT_SECONDS):
-            await client.sdk_session.send_notification(notification)
+            await client.connection.notify(wire["method"], wire.get("params"))
             delivered += 1
     return delivered
 
 
-async def _remember_sdk_session(ctx: ServerRequestContext, _params: NotificationParams) -> None:
+async def _reachable(ctx: ServerRequestContext, _params: NotificationParams) -> None:
     # From here on the spec lets the server send notifications on its own.
-    connected_client(ctx).sdk_session = ctx.session
+    connected_client(ctx).reachable = True
 
 
 def track_sessions(server: MCPServer) -> None:
-    """Record each client's SDK session when it completes the handshake.
+    """Mark each client reachable when it completes the handshake.
 
     ``server`` must have been built with ``lifespan=session_lifespan``.
     """
-    sdk.lowlevel_server(server).add_notification_handler(INITIALIZED, NotificationParams, _remember_sdk_session)
+    sdk.lowlevel_server(server).add_notification_handler(INITIALIZED, NotificationParams, _reachable)

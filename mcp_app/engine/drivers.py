@@ -22,9 +22,10 @@ something was registered. Nothing is, on almost every request, and building that
 2-3% of a busy worker's time (py-spy at 32 users).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio
 from mcp.server.connection import Connection
 from mcp.server.lowlevel import Server
 from mcp.server.models import InitializationOptions
@@ -33,9 +34,10 @@ from mcp.shared.dispatcher import DispatchContext
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp.shared.transport_context import TransportContext
 
+from mcp_app.engine.connected import attach
 from mcp_app.protocol.names import INITIALIZE
 
-__all__ = ["serve_request", "serve_session"]
+__all__ = ["serve_request", "serve_session", "serve_streams", "session_dispatcher"]
 
 # The runner's cached properties that hold its own bound methods.
 _SELF_REFERENCES = ("on_request", "on_notify")
@@ -46,26 +48,46 @@ def _release(runner: ServerRunner) -> None:
         vars(runner).pop(name, None)
 
 
-async def serve_session(
-    server: Server,
-    read_stream,
-    write_stream,
-    *,
-    lifespan_state: Any,
-    session_id: str,
-    init_options: InitializationOptions,
-) -> None:
-    """Serve one handshake-era session over its stream pair until the inbound stream closes
-    (the SDK's ``serve_loop``)."""
+def session_dispatcher(read_stream, write_stream) -> JSONRPCDispatcher:
+    """The dispatcher of one handshake-era session loop over its stream pair."""
     # `initialize` is handled inline, so a request the client sends right behind it (allowed,
     # if discouraged) already sees the session initialized.
-    dispatcher = JSONRPCDispatcher(read_stream, write_stream, inline_methods=frozenset({INITIALIZE}))
-    connection = Connection.for_loop(dispatcher, session_id=session_id)
+    return JSONRPCDispatcher(read_stream, write_stream, inline_methods=frozenset({INITIALIZE}))
+
+
+async def serve_session(
+    server: Server,
+    dispatcher: JSONRPCDispatcher,
+    connection: Connection,
+    *,
+    lifespan_state: Any,
+    init_options: InitializationOptions,
+    wrap: Callable[[Callable], Callable] = lambda handler: handler,
+    task_status=anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve a handshake-era session's messages until the dispatcher's inbound stream ends (the
+    SDK's ``serve_loop``). The connection is the caller's and outlives the loop: a session may
+    serve its next messages from a new loop on the same connection (``sessions/session.py``).
+    ``wrap`` wraps the request and the notification handler (the session counts what runs);
+    ``task_status`` is told once the dispatcher can send requests."""
     runner = ServerRunner(server, connection, lifespan_state, init_options=init_options)
     try:
-        await dispatcher.run(runner.on_request, runner.on_notify)
+        await dispatcher.run(wrap(runner.on_request), wrap(runner.on_notify), task_status=task_status)
     finally:
         _release(runner)
+
+
+async def serve_streams(server: Server, read_stream, write_stream, *, init_options: InitializationOptions) -> None:
+    """Serve one handshake-era client over a stream pair until its inbound stream closes: the
+    whole life of a session in one loop, with its lifespan and its own connection (the engine's
+    tests drive it so; a session of ``sessions/session.py`` sleeps between loops instead)."""
+    dispatcher = session_dispatcher(read_stream, write_stream)
+    connection = Connection.for_loop(dispatcher)
+    try:
+        async with server.lifespan(server) as state:
+            attach(state, connection)
+            await serve_session(server, dispatcher, connection, lifespan_state=state, init_options=init_options)
+    finally:
         await aclose_shielded(connection)
 
 

@@ -43,8 +43,7 @@ async def subscribe(ctx: ServerRequestContext, params: SubscribeRequestParams) -
     if uri not in client.subscriptions and len(client.subscriptions) >= MAX_SUBSCRIPTIONS_PER_SESSION:
         raise MCPError(INVALID_PARAMS, f"At most {MAX_SUBSCRIPTIONS_PER_SESSION} subscriptions per session")
     client.subscriptions.add(uri)
-    if client.sdk_session is None:  # a client that skipped notifications/initialized still gets its updates
-        client.sdk_session = ctx.session
+    client.reachable = True  # a client that skipped notifications/initialized still gets its updates
     return EmptyResult()
 
 

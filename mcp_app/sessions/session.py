@@ -1,9 +1,9 @@
-"""MCP sessions: one protocol-engine task per session, owned by this process.
+"""MCP sessions: a protocol engine per session, owned by this process, asleep while idle.
 
-A session runs the `mcp` SDK's handshake-era loop (`engine/drivers.py`) over a pair
-of in-memory streams. The transports put inbound JSON-RPC messages in; a
-router task takes the engine's output, records it as an event in the
-session's event log (for resumption) and hands it to whoever waits for it:
+A session runs the `mcp` SDK's handshake-era loop (`engine/drivers.py`) over an
+in-memory inbound stream. The transports put inbound JSON-RPC messages in; what the
+engine sends goes straight to the session's router (`_route`), which records it as an
+event in the session's event log (for resumption) and hands it to whoever waits for it:
 
 - a reply (result or error) goes to the POST that carries its request id;
 - a message the engine sends *about* a request (progress, log, a
@@ -11,13 +11,26 @@ session's event log (for resumption) and hands it to whoever waits for it:
 - anything else goes to the session's standalone stream (`GET /mcp`, or the
   one `/sse` stream of the legacy transport).
 
+The engine sleeps while the session is idle. A session spends most of its life
+waiting for its client, and a waiting engine holds its loop task, dispatcher,
+runner and inbound stream for nothing (about a quarter of an idle session's
+memory). Once nothing has arrived for `ENGINE_IDLE_SECONDS` and nothing runs in
+it (no handler, no request to the client waiting), the engine's loop is ended;
+the next message starts a new one. What must last lives on the session, not in
+the loop: the SDK `Connection` (the client's `initialize` parameters, the
+negotiated version, `initialized`) and the lifespan's per-client state
+(`engine/connected.py`: log level, subscriptions), entered once per session. The
+connection's standalone channel (`_Standalone`) sends a notification straight to
+the router, so list changes and resource updates reach a sleeping session's
+stream without waking it.
+
 A POST whose client went away leaves its request *detached*: the engine goes
 on, its events are still logged, and a `GET` with `Last-Event-ID` picks the
 stream up again (MCP 2025-11-25: a disconnection is not a cancellation). What
 bounds such a call is the tool-call time limit (`engine/limits.py`); a session
 with a request in flight does not expire. The session ending (`close()`: DELETE,
-a legacy stream's disconnect) ends that loop, which cancels every call still
-running in it.
+a legacy stream's disconnect, expiry) ends the engine's loop, which cancels every
+call still running in it.
 
 Nothing here imports Channels: the transport endpoints drive it, and tests can too.
 """
@@ -26,26 +39,41 @@ import asyncio
 import logging
 import secrets
 import time
-from functools import partial
-from typing import Literal
+from functools import partial, wraps
+from typing import Any, Literal
 
 import anyio
+from mcp.server.connection import Connection
+from mcp.server.runner import aclose_shielded
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
-from mcp_types import ErrorData, JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
+from mcp_types import (
+    ErrorData,
+    JSONRPCError,
+    JSONRPCMessage,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    RequestId,
+)
 
-from mcp_app.engine.drivers import serve_session
+from mcp_app.engine.connected import attach
+from mcp_app.engine.drivers import serve_session, session_dispatcher
 from mcp_app.engine.server import get_server, initialization_options
 from mcp_app.principal import Principal, RequestInfo
 from mcp_app.protocol.errors import REQUEST_CANCELLED
 from mcp_app.sessions.event_log import STANDALONE, EventLog, StreamClosed, UnknownEventId
 from mcp_app.sessions.event_queue import EventQueue
-from mcp_app.sessions.message_stream import message_streams
+from mcp_app.sessions.message_stream import SendEnd, message_streams
 
 log = logging.getLogger(__name__)
 
 Transport = Literal["streamable-http", "sse"]
-# Messages the engine may emit before the transport drains them (progress bursts).
+# Messages a transport may queue for the engine before it takes them (backpressure).
 _STREAM_BUFFER = 64
+# An engine with nothing to do for this long goes to sleep (module docstring). Long enough that
+# a client's next call a moment later finds it awake; short against how long sessions sit idle.
+ENGINE_IDLE_SECONDS = 1.0
+CLOSE_TIMEOUT_SECONDS = 5.0  # for the engine's loop to end its calls when the session closes
 
 
 class SessionClosed(Exception):
@@ -60,6 +88,74 @@ class _Pending:
     def __init__(self, stream: str, queue: EventQueue | None):
         self.stream = stream
         self.queue = queue
+
+
+class _EngineOutput:
+    """The write stream of one engine loop: each message goes straight to the session's router
+    (no task, no buffer: routing only queues it for the transports)."""
+
+    __slots__ = ("_route",)
+
+    def __init__(self, route):
+        self._route = route
+
+    async def send(self, session_message: SessionMessage) -> None:
+        metadata = session_message.metadata
+        related = metadata.related_request_id if isinstance(metadata, ServerMessageMetadata) else None
+        self._route(session_message.message, related)
+
+    async def aclose(self) -> None:
+        pass
+
+    async def __aenter__(self) -> "_EngineOutput":
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        pass
+
+
+class _Started:
+    """The engine loop's `task_status`: lets a server-to-client request wait until the loop runs."""
+
+    __slots__ = ("future",)
+
+    def __init__(self):
+        self.future = asyncio.get_running_loop().create_future()
+
+    def started(self, value=None) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+class _Standalone:
+    """The session's standalone channel (`Connection.outbound`): what the server sends on its own.
+
+    A notification is routed at once, awake or asleep. A request to the client (rare outside
+    a request; inside one it rides the request's own channel) needs the engine's dispatcher
+    to match the answer: it wakes the engine and keeps it awake until answered.
+    """
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: "MCPSession"):
+        self._session = session
+
+    async def notify(self, method: str, params, opts=None) -> None:
+        if params is None:
+            message = JSONRPCNotification(jsonrpc="2.0", method=method)
+        else:
+            message = JSONRPCNotification(jsonrpc="2.0", method=method, params=dict(params))
+        self._session._route(message, None)
+
+    async def send_raw_request(self, method: str, params, opts=None) -> dict[str, Any]:
+        session = self._session
+        session._running += 1
+        try:
+            dispatcher = await session._awake_dispatcher()
+            return await dispatcher.send_raw_request(method, params, opts)
+        finally:
+            session._running -= 1
+            session.touch()
 
 
 class MCPSession:
@@ -88,41 +184,138 @@ class MCPSession:
         self._request_streams = 0
         self._standalone: EventQueue | None = None
         self.events = EventLog(event_capacity, event_bytes, process_event_bytes)
-        self._inbound_send, self._inbound_recv = message_streams(_STREAM_BUFFER)
-        self._outbound_send, self._outbound_recv = message_streams(_STREAM_BUFFER)
         self.closed = asyncio.Event()
         self._on_end = on_end  # the session directory forgets the session
-        self._task: asyncio.Task | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._closing: asyncio.Task | None = None
+        # What outlives the engine's loops (module docstring).
+        self._connection: Connection | None = Connection.for_loop(_Standalone(self), session_id=self.id)
+        self._lifespan = None  # the engine's lifespan, entered by the first loop, left by _finish
+        self._client_state: Any = None  # what the lifespan yielded: this session's client state
+        # The awake engine: its loop task, the stream into it, its dispatcher once running.
+        self._engine: asyncio.Task | None = None
+        self._inbound: SendEnd | None = None
+        self._dispatcher = None
+        self._started: _Started | None = None
+        self._running = 0  # handlers running in the engine, and requests to the client awaiting answers
+        self._doze: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"mcp-session-{self.id[:8]}")
+        self._wake()
+        self._expire_when_idle()
 
-    async def _run(self) -> None:
+    def _wake(self) -> SendEnd:
+        """Start an engine loop (the first, or after a sleep); the stream into it."""
+        inbound, inbound_recv = message_streams(_STREAM_BUFFER)
+        self._inbound = inbound
+        self._started = _Started()
+        loop = asyncio.get_running_loop()
+        self._engine = loop.create_task(self._serve(inbound_recv, self._started), name=f"mcp-session-{self.id[:8]}")
+        self._doze = loop.call_later(ENGINE_IDLE_SECONDS, self._sleep_if_idle)
+        return inbound
+
+    async def _serve(self, inbound_recv, started: _Started) -> None:
         server = get_server()
+        dispatcher = None
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._route_outbound)
-                self._expire_when_idle(group.cancel_scope)
-                async with server.lifespan(server) as state:
-                    await serve_session(
-                        server,
-                        self._inbound_recv,
-                        self._outbound_send,
-                        lifespan_state=state,
-                        session_id=self.id,
-                        init_options=initialization_options(),
-                    )
-                group.cancel_scope.cancel()
+            if self._lifespan is None:
+                self._lifespan = server.lifespan(server)
+                self._client_state = await self._lifespan.__aenter__()
+                attach(self._client_state, self._connection)
+            dispatcher = self._dispatcher = session_dispatcher(inbound_recv, _EngineOutput(self._route))
+            await serve_session(
+                server,
+                dispatcher,
+                self._connection,
+                lifespan_state=self._client_state,
+                init_options=initialization_options(),
+                wrap=self._counted,
+                task_status=started,
+            )
         except Exception:
             log.exception("MCP session %s failed", self.id[:8])
+            self._end()
         finally:
-            self._finish()
+            started.started()  # a request waiting for this loop to run finds it gone (_awake_dispatcher)
+            if self._dispatcher is dispatcher:
+                self._dispatcher = None
+            if self._engine is asyncio.current_task():
+                self._engine = None  # a sleeping session holds no task, not even a finished one
 
-    def _finish(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
+    def _counted(self, handler):
+        """`handler`, counted in `_running` while it runs: a session does not sleep under it."""
+
+        @wraps(handler)
+        async def counted(*args):
+            self._running += 1
+            try:
+                return await handler(*args)
+            finally:
+                self._running -= 1
+                self.touch()
+
+        return counted
+
+    def _sleep_if_idle(self) -> None:
+        """End the engine's loop once the session has had nothing for it for ENGINE_IDLE_SECONDS.
+
+        A timer, like expiry, that looks when the engine could first have been idle that long.
+        A message that arrives meanwhile has touched the session, and ends up in the loop: the
+        loop takes every queued message before it sees the end of its stream.
+        """
+        self._doze = None
+        if self._inbound is None:
+            return
+        quiet_until = self.last_activity + ENGINE_IDLE_SECONDS
+        now = time.monotonic()
+        delay = quiet_until - now if now < quiet_until else ENGINE_IDLE_SECONDS
+        if now < quiet_until or self._running:
+            self._doze = asyncio.get_running_loop().call_later(delay, self._sleep_if_idle)
+            return
+        inbound, self._inbound = self._inbound, None
+        self._started = None
+        inbound.close()  # end of stream: the loop returns, with nothing running in it
+
+    async def _awake_dispatcher(self):
+        """The running engine's dispatcher, waking the engine if it sleeps."""
+        if self.closed.is_set() or self._closing is not None:
+            raise SessionClosed(self.id)
+        if self._inbound is None:
+            self._wake()
+        await asyncio.shield(self._started.future)
+        if self._dispatcher is None:  # the loop failed before it ran: the session is closing
+            raise SessionClosed(self.id)
+        return self._dispatcher
+
+    def _end(self) -> None:
+        """Close the session from a callback (expiry, a failed loop)."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+
+    async def close(self) -> None:
+        """End the session (DELETE, disconnect of a legacy stream, expiry)."""
+        self._end()
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        inbound, self._inbound = self._inbound, None
+        if inbound is not None:
+            inbound.close()  # end of stream: the loop returns, cancelling what still runs in it
+        engine = self._engine
+        if engine is not None and engine is not asyncio.current_task() and not engine.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(engine), timeout=CLOSE_TIMEOUT_SECONDS)
+            except TimeoutError:
+                engine.cancel()
+                await asyncio.gather(engine, return_exceptions=True)
+        await self._finish()
+
+    async def _finish(self) -> None:
+        for timer in (self._expiry, self._doze):
+            if timer is not None:
+                timer.cancel()
+        self._expiry = self._doze = None
         self.closed.set()
         for queue in [*(pending.queue for pending in self._pending.values()), self._standalone]:
             if queue is not None:
@@ -130,45 +323,48 @@ class MCPSession:
         self._pending.clear()
         self._standalone = None
         self.events.clear()
+        self._engine = self._started = None
+        lifespan, self._lifespan = self._lifespan, None
+        connection, self._connection = self._connection, None  # and with it the cycle through _Standalone
+        self._client_state = None
+        try:
+            if lifespan is not None:
+                await lifespan.__aexit__(None, None, None)
+            if connection is not None:
+                await aclose_shielded(connection)
+        except Exception:
+            log.exception("MCP session %s: clean-up failed", self.id[:8])
         if self._on_end is not None:
             self._on_end(self)
 
-    async def close(self) -> None:
-        """End the session (DELETE, disconnect of a legacy stream, expiry)."""
-        if self._task is None or self.closed.is_set():
-            return
-        await self._inbound_send.aclose()  # EOF: the session loop returns
-        try:
-            await asyncio.wait_for(self.closed.wait(), timeout=5)
-        except TimeoutError:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    def _expire_when_idle(self, scope: anyio.CancelScope) -> None:
-        """End the session (cancel `scope`) once it has been idle for idle_seconds.
+    def _expire_when_idle(self) -> None:
+        """End the session once it has been idle for idle_seconds.
 
         A timer, not a task (an idle session holds as little as it can), that fires
         when the session could first have been idle that long and looks then; activity
         only moves `last_activity`, so a busy session costs nothing per message.
         """
+        self._expiry = None
+        if self.closed.is_set() or self._closing is not None:
+            return
         idle_until = self.last_activity + self.idle_seconds
         now = time.monotonic()
         if now < idle_until:
             delay = idle_until - now
-        elif not self._pending and self._standalone is None:
+        elif not self._pending and self._standalone is None and not self._running:
             log.info("MCP session %s expired after %ss idle", self.id[:8], self.idle_seconds)
-            scope.cancel()
+            self._end()
             return
         else:
             delay = self.idle_seconds  # a request in flight or a stream open is use: look again later
-        self._expiry = asyncio.get_running_loop().call_later(delay, self._expire_when_idle, scope)
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expire_when_idle)
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
     # -- inbound -------------------------------------------------------------
     async def deliver(self, message: JSONRPCMessage, info: RequestInfo, *, can_send_request: bool = True) -> None:
-        if self.closed.is_set():
+        if self.closed.is_set() or self._closing is not None:
             raise SessionClosed(self.id)
         self.touch()
         metadata = ServerMessageMetadata(request_context=info, can_send_request=can_send_request)
@@ -176,10 +372,16 @@ class MCPSession:
             metadata.on_request_unanswered = partial(self._answer_unanswered, message.id)
             metadata.close_sse_stream = partial(self._close_request_stream, message.id)
             metadata.close_standalone_sse_stream = self._close_standalone_stream
-        try:
-            await self._inbound_send.send(SessionMessage(message, metadata=metadata))
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            raise SessionClosed(self.id) from None
+        item = SessionMessage(message, metadata=metadata)
+        while True:
+            inbound = self._inbound or self._wake()
+            try:
+                await inbound.send(item)
+                return
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                if self.closed.is_set() or self._closing is not None:
+                    raise SessionClosed(self.id) from None
+                # The engine went to sleep while this send waited for room: a new loop takes it.
 
     def expect_reply(self, request_id: RequestId) -> EventQueue | None:
         """A queue for the events of one request, or None if that id is already in flight."""
@@ -243,14 +445,9 @@ class MCPSession:
         self.touch()
 
     # -- outbound ------------------------------------------------------------
-    async def _route_outbound(self) -> None:
-        async for session_message in self._outbound_recv:
-            related = None
-            if isinstance(session_message.metadata, ServerMessageMetadata):
-                related = session_message.metadata.related_request_id
-            self._route(session_message.message, related)
-
     def _route(self, message: JSONRPCMessage, related_request_id: RequestId | None) -> None:
+        if self.closed.is_set():
+            return  # an ended session keeps nothing (nor counts it against the process's event bytes)
         is_reply = isinstance(message, (JSONRPCResponse, JSONRPCError))
         request_id = message.id if is_reply else related_request_id
         pending = self._pending.get(request_id) if request_id is not None else None

@@ -1,5 +1,7 @@
 """MCP client for engine tests: the ``mcp`` SDK's client connected to an ``MCPServer``
 over memory streams, with no HTTP, guard or session in between; for tools and middleware.
+The server side is the engine's own driver for one client over a stream pair
+(``engine/drivers.serve_streams``).
 
 Like the real transports, it attaches a ``RequestInfo`` (the caller) to every
 message it delivers to the server; an ``mcp.Client`` drives the other end
@@ -9,12 +11,14 @@ through the handshake era, as the SDK's own in-memory transport does.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import anyio
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 
+from mcp_app.engine.drivers import serve_streams
 from mcp_app.engine.server import initialization_options_for
 from mcp_app.principal import Principal, RequestInfo
 
@@ -51,7 +55,8 @@ async def tagged_streams(server: MCPServer, info: RequestInfo | None):
 
     async with anyio.create_task_group() as tasks, client_read:
         tasks.start_soon(relay)
-        tasks.start_soon(lowlevel.run, server_read, server_write, initialization_options_for(lowlevel))
+        options = initialization_options_for(lowlevel)
+        tasks.start_soon(partial(serve_streams, lowlevel, server_read, server_write, init_options=options))
         try:
             yield client_read, client_write
         finally:
