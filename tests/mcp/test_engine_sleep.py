@@ -87,8 +87,13 @@ async def test_an_idle_session_sleeps_and_its_next_requests_find_the_handshake_k
     client = StreamableHTTPClient(app, token)
     await client.initialize()
     session = session_of(client.session_id)
+    await asleep(session)
+    state, connection = session._client_state, session._connection
+    assert (await client.request("logging/setLevel", {"level": "error"}))["result"] == {}
     for _ in range(3):  # each round: asleep, then woken by a request that needs the handshake done
         await asleep(session)
+        assert session._client_state is state and session._connection is connection
+        assert state.log_level == "error" and connection.client_params.client_info.name
         listed = await client.request("tools/list")
         assert "add" in [tool["name"] for tool in listed["result"]["tools"]]
         reply = await client.request("tools/call", ADD)
