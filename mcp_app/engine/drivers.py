@@ -16,6 +16,11 @@ collector on every pass.
 methods when the runner is done, so reference counting frees it all at once.
 ``tests/mcp/test_no_cycles.py`` holds them to that with the collector switched off.
 
+``serve_session`` serves one loop of a session on a connection the caller keeps: a session
+of ``sessions/session.py`` ends its loop while idle and serves its next messages from a new
+one on the same connection. ``serve_streams`` is a session's whole life in one loop over a
+stream pair, with its own lifespan and connection (the engine's tests drive it).
+
 One more difference, for the request: the connection's exit stack (where a handler may
 register clean-up) is unwound under the SDK's shielded, time-bounded scope only when
 something was registered. Nothing is, on almost every request, and building that scope was
