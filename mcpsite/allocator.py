@@ -6,8 +6,8 @@ memory to the system only from the top of a heap. A server's threads (Django's
 `sync_to_async` executor, the audit writer) allocate and free in bursts, so their
 arenas fill with free memory that stays resident. In the 60-minute soak that was
 the whole of the late rise in resident memory (``docs/performance.md``): the Python
-heap was flat, and ``malloc_info`` counted 28 MiB free of the arenas' 65 MiB;
-one ``malloc_trim(0)`` gave 18 MiB of it back.
+heap was flat, and ``malloc_info`` counted 26.8 MiB free of the 62.5 MiB the
+arenas held; one ``malloc_trim(0)`` gave 17.9 MiB back.
 
 ``malloc_trim(0)`` returns every whole free page of every arena (glibc 2.8 and
 later). A daemon thread calls it every ``MCP_MALLOC_TRIM_SECONDS`` (60 by
