@@ -6,7 +6,9 @@ Production safety (secret key, public URL, hosts) is enforced by the system
 checks in ``mcpsite/checks.py``, which also run when daphne loads the ASGI app.
 """
 
+import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -249,6 +251,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"]["init_command"] = (
         f"PRAGMA journal_mode=WAL; PRAGMA synchronous={SQLITE_SYNCHRONOUS}"
     )
+    # The test database is a file as well (Django's default is in memory with a shared cache, where a
+    # write that meets another thread's table lock fails at once, "database table is locked",
+    # instead of waiting `timeout` as above): the tests see the locking the server has.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"mcp-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -15,6 +15,17 @@ from django.core.cache import cache
 LIVE_FOLDERS = ("live", "cluster", "browser")
 
 
+def pytest_unconfigure(config):
+    # Django removes the SQLite test database's file when the run ends, but not the write-ahead
+    # log and shared-memory files beside it (mcpsite/settings.py puts the test database in a file).
+    from django.conf import settings
+
+    test_database = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if test_database and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        for suffix in ("-wal", "-shm"):
+            Path(test_database + suffix).unlink(missing_ok=True)
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         folder = Path(item.fspath).parent.name
