@@ -37,24 +37,6 @@ def quick_sleep(monkeypatch):
     monkeypatch.setattr(session_module, "ENGINE_IDLE_SECONDS", 0.01)
 
 
-@pytest.fixture
-def held_tool():
-    """A tool that runs until the test lets it finish."""
-    from mcp_app.engine.server import get_mcp_server
-
-    release = asyncio.Event()
-
-    async def wait_for_the_test() -> str:
-        await release.wait()
-        return "finished"
-
-    server = get_mcp_server()
-    server.add_tool(wait_for_the_test, name="test_wait_for_the_test")
-    yield release
-    release.set()
-    server.remove_tool("test_wait_for_the_test")
-
-
 def session_of(session_id: str) -> session_module.MCPSession:
     return directory.this_worker._sessions[session_id]
 
@@ -133,7 +115,8 @@ async def test_the_server_reaches_a_sleeping_sessions_stream_without_waking_it(a
     await client.close()
 
 
-async def test_a_running_call_keeps_the_engine_awake_until_it_is_answered(app, token, held_tool, monkeypatch):
+async def test_a_running_call_keeps_the_engine_awake_until_it_is_answered(app, token, blocking_tool, monkeypatch):
+    _started, release = blocking_tool
     client = StreamableHTTPClient(app, token)
     await client.initialize()
     session = session_of(client.session_id)
@@ -150,12 +133,12 @@ async def test_a_running_call_keeps_the_engine_awake_until_it_is_answered(app, t
                 looked.set()
 
     monkeypatch.setattr(session_module.MCPSession, "_sleep_if_idle", counting)
-    call = asyncio.create_task(client.request("tools/call", {"name": "test_wait_for_the_test", "arguments": {}}))
+    call = asyncio.create_task(client.request("tools/call", {"name": "test_wait_for_release", "arguments": {}}))
     await asyncio.wait_for(looked.wait(), TIMEOUT)  # idle long past the limit, three looks, still running
     assert session._inbound is not None and session._dispatcher is not None
-    held_tool.set()
+    release.set()
     reply = await asyncio.wait_for(call, TIMEOUT)
-    assert reply["result"]["content"][0]["text"] == "finished"
+    assert reply["result"]["content"][0]["text"] == "released"
     await asleep(session)  # answered: now it sleeps
     await client.close()
 

@@ -290,26 +290,6 @@ async def test_standalone_stream_through_another_worker(app, token, monkeypatch)
 
 
 # -- many sessions, one process ----------------------------------------------------------
-@pytest.fixture
-def blocking_tool():
-    """A tool that waits until the test releases it: a stand-in for a slow tool, with no sleeps."""
-    import asyncio
-
-    from mcp_app.engine.server import get_mcp_server
-
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def wait_for_release() -> str:
-        started.set()
-        await release.wait()
-        return "released"
-
-    server = get_mcp_server()
-    server.add_tool(wait_for_release, name="test_wait_for_release")
-    yield started, release
-    server.remove_tool("test_wait_for_release")
-
-
 async def test_a_slow_tool_blocks_neither_other_sessions_nor_its_own(app, token, blocking_tool):
     import asyncio
 

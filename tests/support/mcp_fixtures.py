@@ -4,6 +4,8 @@ Loaded as a pytest plugin (`-p tests.support.mcp_fixtures` in pytest.ini), so ev
 test module can ask for them.
 """
 
+import asyncio
+
 import pytest
 from django.test import Client
 
@@ -54,3 +56,21 @@ async def shttp(app, token):
     client = StreamableHTTPClient(app, token)
     yield client
     await client.close()
+
+
+@pytest.fixture
+def blocking_tool():
+    """A tool that waits until the test releases it: a stand-in for a slow tool, with no sleeps."""
+    from mcp_app.engine.server import get_mcp_server
+
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def wait_for_release() -> str:
+        started.set()
+        await release.wait()
+        return "released"
+
+    server = get_mcp_server()
+    server.add_tool(wait_for_release, name="test_wait_for_release")
+    yield started, release
+    server.remove_tool("test_wait_for_release")
