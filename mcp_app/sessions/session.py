@@ -60,6 +60,7 @@ from mcp_app.engine.connected import attach
 from mcp_app.engine.drivers import serve_session, session_dispatcher
 from mcp_app.engine.server import get_server, initialization_options
 from mcp_app.principal import Principal, RequestInfo
+from mcp_app.protocol import jsonrpc
 from mcp_app.protocol.errors import REQUEST_CANCELLED
 from mcp_app.sessions.event_log import STANDALONE, EventLog, StreamClosed, UnknownEventId
 from mcp_app.sessions.event_queue import EventQueue
@@ -143,11 +144,7 @@ class _Standalone:
         self._session = session
 
     async def notify(self, method: str, params, opts=None) -> None:
-        if params is None:
-            message = JSONRPCNotification(jsonrpc="2.0", method=method)
-        else:
-            message = JSONRPCNotification(jsonrpc="2.0", method=method, params=dict(params))
-        self._session._route(message, None)
+        self._session._route(JSONRPCNotification(**jsonrpc.notification(method, params)), None)
 
     async def send_raw_request(self, method: str, params, opts=None) -> dict[str, Any]:
         session = self._session
@@ -269,10 +266,9 @@ class MCPSession:
         self._doze = None
         if self._inbound is None:
             return
-        quiet_until = self.last_activity + ENGINE_IDLE_SECONDS
-        now = time.monotonic()
-        delay = quiet_until - now if now < quiet_until else ENGINE_IDLE_SECONDS
-        if now < quiet_until or self._running:
+        remaining = self._idle_remaining(ENGINE_IDLE_SECONDS)
+        if remaining or self._running:
+            delay = remaining or ENGINE_IDLE_SECONDS
             self._doze = asyncio.get_running_loop().call_later(delay, self._sleep_if_idle)
             return
         inbound, self._inbound = self._inbound, None
@@ -349,17 +345,17 @@ class MCPSession:
         self._expiry = None
         if self.closed.is_set() or self._closing is not None:
             return
-        idle_until = self.last_activity + self.idle_seconds
-        now = time.monotonic()
-        if now < idle_until:
-            delay = idle_until - now
-        elif not self._pending and self._standalone is None and not self._running:
+        remaining = self._idle_remaining(self.idle_seconds)
+        if not remaining and not self._pending and self._standalone is None and not self._running:
             log.info("MCP session %s expired after %ss idle", self.id[:8], self.idle_seconds)
             self._end()
             return
-        else:
-            delay = self.idle_seconds  # a request in flight or a stream open is use: look again later
-        self._expiry = asyncio.get_running_loop().call_later(delay, self._expire_when_idle)
+        # A request in flight or a stream open is use: look again a whole idle time later.
+        self._expiry = asyncio.get_running_loop().call_later(remaining or self.idle_seconds, self._expire_when_idle)
+
+    def _idle_remaining(self, seconds: float) -> float:
+        """Seconds until the session will have been idle for `seconds`; 0 once it has."""
+        return max(0.0, self.last_activity + seconds - time.monotonic())
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
