@@ -15,7 +15,8 @@ It runs on every call, so it is made cheap for the schemas type hints give
 (scalar properties, nothing else): a direct check says whether the arguments
 are surely valid, and only when it cannot say so does jsonschema run, so the
 problems it reports are jsonschema's, word for word. Each schema's check and
-jsonschema validator are built once.
+jsonschema validator are built once, and so is whether it asks for ``Mcp-Param-*``
+headers (``declares_param_headers``), which a stateless-era call is checked against.
 """
 
 from typing import Any
@@ -24,6 +25,7 @@ import jsonschema
 from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import x_mcp_header_map
 from mcp_types import CallToolRequestParams
 
 from mcp_app.engine import sdk
@@ -69,7 +71,7 @@ def require_valid_arguments(server: MCPServer) -> None:
 
 def argument_problems(schema: dict[str, Any], arguments: dict[str, Any]) -> list[str]:
     """What is wrong with ``arguments`` for a tool with input schema ``schema``, if anything."""
-    surely_valid, validator = _compiled(schema)
+    _schema, surely_valid, validator, _headers = _compiled(schema)
     if surely_valid is not None and surely_valid(arguments):
         return []
     errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.path])
@@ -82,11 +84,19 @@ _SCALAR_CHECKS = {
     "string": lambda value: isinstance(value, str),
     "boolean": lambda value: isinstance(value, bool),
 }
-_compiled_schemas: dict[int, tuple[dict[str, Any], Any, Any]] = {}
+_compiled_schemas: dict[int, tuple[dict[str, Any], Any, Any, bool]] = {}
+
+
+def declares_param_headers(schema: dict[str, Any]) -> bool:
+    """Whether ``schema`` annotates any property with ``x-mcp-header``: only then can a call's
+    ``Mcp-Param-*`` headers disagree with its arguments (the SDK's check walks the whole schema
+    twice to find out, on every call)."""
+    return _compiled(schema)[3]
 
 
 def _compiled(schema: dict[str, Any]):
-    """``(surely_valid or None, validator)`` for ``schema``, built on first use.
+    """``(schema, surely_valid or None, validator, declares_param_headers)`` for ``schema``,
+    built on first use.
 
     Keyed by identity (a tool's schema is one object for its lifetime), holding the
     schema itself so that its id cannot be reused by another."""
@@ -94,9 +104,9 @@ def _compiled(schema: dict[str, Any]):
     if entry is None or entry[0] is not schema:
         if len(_compiled_schemas) >= MAX_COMPILED_SCHEMAS:
             _compiled_schemas.clear()
-        entry = (schema, _surely_valid_check(schema), _ArgumentValidator(schema))
+        entry = (schema, _surely_valid_check(schema), _ArgumentValidator(schema), bool(x_mcp_header_map(schema)))
         _compiled_schemas[id(schema)] = entry
-    return entry[1], entry[2]
+    return entry
 
 
 def _surely_valid_check(schema: dict[str, Any]):

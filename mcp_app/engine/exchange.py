@@ -6,8 +6,9 @@ notifications about the request go to its response stream. A task's call
 (``tasks/runner.py``) builds on it with a back channel of its own.
 """
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -39,8 +40,13 @@ class Exchange:
     message_metadata: ServerMessageMetadata
     on_notification: Notify
     progress_token: ProgressToken | None = None
-    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
     can_send_request: bool = False
+
+    @functools.cached_property
+    def cancel_requested(self) -> anyio.Event:
+        # Made when first asked for: no client message sets it in this era (a client cancels by
+        # leaving), and most handlers never look, so most exchanges never need one (2 µs each).
+        return anyio.Event()
 
     async def send_raw_request(self, method: str, params: Mapping[str, Any] | None, opts=None) -> dict[str, Any]:
         # The stateless era asks the client for input through input-required results, never mid-request.

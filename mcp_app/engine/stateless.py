@@ -36,6 +36,7 @@ from mcp.shared.transport_context import TransportContext
 from mcp_types import ErrorData
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from mcp_app.engine.arguments import declares_param_headers
 from mcp_app.engine.exchange import Exchange, Notify, serve_exchange
 from mcp_app.engine.server import get_server
 from mcp_app.principal import RequestInfo
@@ -86,7 +87,7 @@ def check(request: Mapping[str, Any], headers: Mapping[str, str], raw_headers) -
     if request.get("method") == TOOLS_CALL and isinstance(params.get("name"), str):
         schema = get_server().get_tool_input_schema(params["name"])
         arguments = params.get("arguments")
-        if schema is not None and isinstance(arguments, Mapping):
+        if schema is not None and isinstance(arguments, Mapping) and declares_param_headers(schema):
             problem = validate_mcp_param_headers(schema, arguments, headers)
             if problem is not None:
                 return _rejection(problem.code, problem.message, problem.data)

@@ -8,12 +8,14 @@ same URL (tests/mcp/test_transports.py).
 """
 
 import json
+from typing import Annotated
 
 import anyio
 import pytest
 from channels.testing import ApplicationCommunicator
 from mcp.server.mcpserver import Context
 from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
+from pydantic import Field
 
 from mcp_app.engine.list_changed import announce_list_changed
 from mcp_app.engine.server import get_mcp_server
@@ -148,6 +150,43 @@ async def test_a_name_header_must_name_what_the_body_names(app, token):
     message = stateless_request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}})
     assert (await post(app, token, message, mcp_name="subtract")).json()["error"]["code"] == -32020
     assert (await post(app, token, message, mcp_name=None)).json()["error"]["code"] == -32020
+
+
+@pytest.fixture
+def region_tool():
+    """A tool whose ``region`` argument clients mirror into the ``Mcp-Param-Region`` header."""
+    server = get_mcp_server()
+
+    async def echo_region(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+        return f"region={region}"
+
+    server.add_tool(echo_region, name="test_echo_region")
+    yield "test_echo_region"
+    server.remove_tool("test_echo_region")
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "code"),
+    [("eu-west", 200, None), ("us-east", 400, -32020), (None, 400, -32020)],
+    ids=["agrees", "disagrees", "missing"],
+)
+async def test_a_param_header_must_agree_with_its_argument(app, token, region_tool, header, status, code):
+    message = stateless_request("tools/call", {"name": region_tool, "arguments": {"region": "eu-west"}})
+    result = await post(app, token, message, mcp_param_region=header)
+    assert result.status == status
+    if code is None:
+        assert result.json()["result"]["content"][0]["text"] == "region=eu-west"
+    else:
+        assert result.json()["error"]["code"] == code
+        assert "Mcp-Param-Region" in result.json()["error"]["message"]
+
+
+async def test_param_headers_mean_nothing_to_a_tool_that_declares_none(app, token):
+    """Only a property annotated with ``x-mcp-header`` has a header to agree with."""
+    message = stateless_request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}})
+    result = await post(app, token, message, mcp_param_a="999")
+    assert result.status == 200
+    assert result.json()["result"]["structuredContent"] == {"result": 3}
 
 
 async def test_a_routing_header_sent_twice_is_refused(app, token):
