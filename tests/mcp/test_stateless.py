@@ -7,7 +7,9 @@ Each request is self-contained: its protocol version and client capabilities in
 same URL (tests/mcp/test_transports.py).
 """
 
+import asyncio
 import json
+import sqlite3
 from typing import Annotated
 
 import anyio
@@ -17,6 +19,7 @@ from mcp.server.mcpserver import Context
 from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
 from pydantic import Field
 
+from mcp_app.engine import audit
 from mcp_app.engine.list_changed import announce_list_changed
 from mcp_app.engine.server import get_mcp_server
 from mcp_app.models import ToolCall
@@ -371,6 +374,53 @@ async def test_a_client_that_leaves_ends_its_listen_stream(app, token):
     stream = await _open_listen(app, token, {"toolsListChanged": True})
     with anyio.fail_after(TIMEOUT):
         await close_stream(stream)  # the endpoint returns once the client is gone
+
+
+@pytest.fixture
+def signalling_tool():
+    """A tool that says when it has run."""
+    server = get_mcp_server()
+    ran = asyncio.Event()
+
+    async def say_it_ran() -> str:
+        ran.set()
+        return "ran"
+
+    server.add_tool(say_it_ran, name="test_say_it_ran")
+    yield ran
+    server.remove_tool("test_say_it_ran")
+
+
+@pytest.fixture
+def database_write_lock(transactional_db):
+    """Take the database's write lock (SQLite: another connection's ``BEGIN IMMEDIATE``); release it."""
+    from django.db import connection
+
+    assert connection.vendor == "sqlite", "in-process tests run on SQLite (mcpsite/settings.py, TEST)"
+    holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    yield lambda: holder.execute("ROLLBACK")
+    holder.close()
+
+
+async def test_a_client_that_leaves_while_its_call_is_recorded_frees_its_request_and_loses_no_row(
+    app, token, signalling_tool, database_write_lock
+):
+    """The audit row of a finished call waits for the database (here: another writer holds the lock),
+    and the client leaves meanwhile: the request ends at once, cancelled while it waits for the
+    commit, and the row, queued before that wait, is still written once the database lets it, with
+    the call's own outcome."""
+    message = stateless_request("tools/call", {"name": "test_say_it_ran", "arguments": {}})
+    request = await send_request(app, "POST", "/mcp", json.dumps(message).encode(), stateless_headers(token, message))
+    await asyncio.wait_for(signalling_tool.wait(), TIMEOUT)
+    await close_stream(request)  # returns once the application has ended the request (bounded)
+    assert await ToolCall.objects.filter(tool="test_say_it_ran").acount() == 0  # not written yet
+
+    release_lock = database_write_lock
+    release_lock()
+    await asyncio.wait_for(audit.flush(), TIMEOUT)
+    [row] = [row async for row in ToolCall.objects.filter(tool="test_say_it_ran")]
+    assert (row.outcome, row.username) == (ToolCall.Outcome.OK, "alice")
 
 
 @pytest.fixture
