@@ -19,7 +19,7 @@ jsonschema validator are built once, and so is whether it asks for ``Mcp-Param-*
 headers (``declares_param_headers``), which a stateless-era call is checked against.
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 from mcp.server.context import HandlerResult, ServerRequestContext
@@ -71,10 +71,10 @@ def require_valid_arguments(server: MCPServer) -> None:
 
 def argument_problems(schema: dict[str, Any], arguments: dict[str, Any]) -> list[str]:
     """What is wrong with ``arguments`` for a tool with input schema ``schema``, if anything."""
-    _schema, surely_valid, validator, _headers = _compiled(schema)
-    if surely_valid is not None and surely_valid(arguments):
+    compiled = _compiled(schema)
+    if compiled.surely_valid is not None and compiled.surely_valid(arguments):
         return []
-    errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.path])
+    errors = sorted(compiled.validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.path])
     return [_describe(error)[:PROBLEM_CHARS] for error in errors[:MAX_PROBLEMS]]
 
 
@@ -84,27 +84,38 @@ _SCALAR_CHECKS = {
     "string": lambda value: isinstance(value, str),
     "boolean": lambda value: isinstance(value, bool),
 }
-_compiled_schemas: dict[int, tuple[dict[str, Any], Any, Any, bool]] = {}
+
+
+class _Compiled(NamedTuple):
+    """What is built once per schema."""
+
+    schema: dict[str, Any]  # held, so that its id cannot be reused by another schema
+    surely_valid: Any  # the direct check, or None when only jsonschema can tell
+    validator: Any
+    declares_param_headers: bool
+
+
+_compiled_schemas: dict[int, _Compiled] = {}
 
 
 def declares_param_headers(schema: dict[str, Any]) -> bool:
     """Whether ``schema`` annotates any property with ``x-mcp-header``: only then can a call's
     ``Mcp-Param-*`` headers disagree with its arguments (the SDK's check walks the whole schema
     twice to find out, on every call)."""
-    return _compiled(schema)[3]
+    return _compiled(schema).declares_param_headers
 
 
-def _compiled(schema: dict[str, Any]):
-    """``(schema, surely_valid or None, validator, declares_param_headers)`` for ``schema``,
-    built on first use.
+def _compiled(schema: dict[str, Any]) -> _Compiled:
+    """What is built for ``schema``, on first use.
 
     Keyed by identity (a tool's schema is one object for its lifetime), holding the
     schema itself so that its id cannot be reused by another."""
     entry = _compiled_schemas.get(id(schema))
-    if entry is None or entry[0] is not schema:
+    if entry is None or entry.schema is not schema:
         if len(_compiled_schemas) >= MAX_COMPILED_SCHEMAS:
             _compiled_schemas.clear()
-        entry = (schema, _surely_valid_check(schema), _ArgumentValidator(schema), bool(x_mcp_header_map(schema)))
+        declares_headers = bool(x_mcp_header_map(schema))
+        entry = _Compiled(schema, _surely_valid_check(schema), _ArgumentValidator(schema), declares_headers)
         _compiled_schemas[id(schema)] = entry
     return entry
 

@@ -25,6 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -87,13 +88,12 @@ async def record_tool_calls(ctx: ServerRequestContext[Any, Any], call_next: Call
         raise
     finally:
         duration_ms = (time.perf_counter() - started) * 1000
-        if record and cancelled:
-            with anyio.CancelScope(shield=True):  # a cancelled call is recorded too
+        if record:
+            # A cancelled call is recorded too, shielded. The common path needs no scope (3-4 µs a call):
+            # the row is queued before the first await, so a cancellation arriving meanwhile only
+            # stops the wait for its commit, not the write.
+            with anyio.CancelScope(shield=True) if cancelled else nullcontext():
                 await _save(ctx, arrived, outcome, error_code, error_message, duration_ms)
-        elif record:
-            # No scope on the common path (3-4 µs a call): the row is queued before the first await,
-            # so a cancellation arriving meanwhile only stops the wait for its commit, not the write.
-            await _save(ctx, arrived, outcome, error_code, error_message, duration_ms)
 
 
 def _starts_task(result: HandlerResult) -> bool:

@@ -10,14 +10,12 @@ same URL (tests/mcp/test_transports.py).
 import asyncio
 import json
 import sqlite3
-from typing import Annotated
 
 import anyio
 import pytest
 from channels.testing import ApplicationCommunicator
 from mcp.server.mcpserver import Context
 from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
-from pydantic import Field
 
 from mcp_app.engine import audit
 from mcp_app.engine.list_changed import announce_list_changed
@@ -32,6 +30,7 @@ from tests.support.asgi_client import (
     request_scope,
     send_request,
 )
+from tests.support.conformance_fixtures.tools import x_mcp_header
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio, pytest.mark.usefixtures("worker")]
 
@@ -157,13 +156,9 @@ async def test_a_name_header_must_name_what_the_body_names(app, token):
 
 @pytest.fixture
 def region_tool():
-    """A tool whose ``region`` argument clients mirror into the ``Mcp-Param-Region`` header."""
+    """The conformance suite's tool whose ``region`` argument clients mirror into ``Mcp-Param-Region``."""
     server = get_mcp_server()
-
-    async def echo_region(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
-        return f"region={region}"
-
-    server.add_tool(echo_region, name="test_echo_region")
+    server.add_tool(x_mcp_header, name="test_echo_region")
     yield "test_echo_region"
     server.remove_tool("test_echo_region")
 
@@ -377,21 +372,6 @@ async def test_a_client_that_leaves_ends_its_listen_stream(app, token):
 
 
 @pytest.fixture
-def signalling_tool():
-    """A tool that says when it has run."""
-    server = get_mcp_server()
-    ran = asyncio.Event()
-
-    async def say_it_ran() -> str:
-        ran.set()
-        return "ran"
-
-    server.add_tool(say_it_ran, name="test_say_it_ran")
-    yield ran
-    server.remove_tool("test_say_it_ran")
-
-
-@pytest.fixture
 def database_write_lock(transactional_db):
     """Take the database's write lock (SQLite: another connection's ``BEGIN IMMEDIATE``); release it."""
     from django.db import connection
@@ -404,22 +384,24 @@ def database_write_lock(transactional_db):
 
 
 async def test_a_client_that_leaves_while_its_call_is_recorded_frees_its_request_and_loses_no_row(
-    app, token, signalling_tool, database_write_lock
+    app, token, blocking_tool, database_write_lock
 ):
     """The audit row of a finished call waits for the database (here: another writer holds the lock),
     and the client leaves meanwhile: the request ends at once, cancelled while it waits for the
     commit, and the row, queued before that wait, is still written once the database lets it, with
     the call's own outcome."""
-    message = stateless_request("tools/call", {"name": "test_say_it_ran", "arguments": {}})
+    started, release = blocking_tool
+    release.set()  # the tool returns as soon as it runs
+    message = stateless_request("tools/call", {"name": "test_wait_for_release", "arguments": {}})
     request = await send_request(app, "POST", "/mcp", json.dumps(message).encode(), stateless_headers(token, message))
-    await asyncio.wait_for(signalling_tool.wait(), TIMEOUT)
+    await asyncio.wait_for(started.wait(), TIMEOUT)
     await close_stream(request)  # returns once the application has ended the request (bounded)
-    assert await ToolCall.objects.filter(tool="test_say_it_ran").acount() == 0  # not written yet
+    assert await ToolCall.objects.filter(tool="test_wait_for_release").acount() == 0  # not written yet
 
     release_lock = database_write_lock
     release_lock()
     await asyncio.wait_for(audit.flush(), TIMEOUT)
-    [row] = [row async for row in ToolCall.objects.filter(tool="test_say_it_ran")]
+    [row] = [row async for row in ToolCall.objects.filter(tool="test_wait_for_release")]
     assert (row.outcome, row.username) == (ToolCall.Outcome.OK, "alice")
 
 
