@@ -39,7 +39,7 @@ from django.urls import path, re_path
 
 from mcp_app.cluster import shutdown
 from mcp_app.routing import urlpatterns as mcp_urlpatterns
-from mcpsite import allocator, daphne_requests
+from mcpsite import allocator, daphne_requests, daphne_writes
 from mcpsite.collector import tune_for_serving
 from mcpsite.health import healthz
 from mcpsite.proxy_headers import TrustedProxyHeaders
@@ -47,6 +47,7 @@ from mcpsite.reachability import checked_lifespan
 
 shutdown.close_sessions_when_daphne_stops()
 daphne_requests.install()  # a deadline for reading each request, no form parsing
+daphne_writes.install()  # responses sent in the turn they are written, not after another poll
 
 # /mcp, /sse and /messages skip Django's middleware (the hot path), /healthz too; everything
 # else is Django. X-Forwarded-* apply first, and only from trusted proxies.
