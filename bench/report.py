@@ -300,7 +300,13 @@ def markdown(results, heading_level: int = 1) -> str:
         f"{meta['cpus']} × {meta['cpu_model']}, Python {meta['python']}, "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
         + f"; loopback, one worker per server, {pinning}; {meta['repeats']} repeats of {meta['window_s']:g} s "
-        f"(after {meta['warmup_s']:g} s of warm-up), servers alternated; whole run {meta.get('duration_s', '?')} s. "
+        f"(after {meta['warmup_s']:g} s of warm-up), servers alternated"
+        + (
+            f", each server first loaded for {meta['first_warmup_s'] + 1:g} s on each transport, unmeasured"
+            if meta.get("first_warmup_s")
+            else ""
+        )
+        + f"; whole run {meta.get('duration_s', '?')} s. "
         "Figures are the median of the repeats, with (min–max). × SDK: throughput against the SDK reference "
         "in the same cell; × floor: against the bare Channels consumer under the same HTTP server "
         "(uvicorn for the SDK).",
