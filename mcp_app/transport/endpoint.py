@@ -233,7 +233,12 @@ class Endpoint:
 
     # -- answers --------------------------------------------------------------
     async def respond(self, status: int, body: bytes = b"", content_type: str | None = JSON, headers=()) -> None:
-        raw_headers = [(b"content-type", content_type.encode())] if content_type else []
+        # With its length declared, the answer goes out as one plain body: without it, HTTP/1.1
+        # servers frame it in chunks and end it with a chunk of its own (under uvicorn, a third
+        # `send` per response).
+        raw_headers = [(b"content-length", str(len(body)).encode())]
+        if content_type:
+            raw_headers.append((b"content-type", content_type.encode()))
         raw_headers += [(name.encode(), value.encode()) for name, value in headers]
         self.response_started = True
         await self._send({"type": "http.response.start", "status": status, "headers": raw_headers})

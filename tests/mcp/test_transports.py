@@ -142,6 +142,19 @@ async def test_invalid_jsonrpc_is_invalid_request(app, shttp, body):
     assert result.json()["error"]["code"] == -32600
 
 
+async def test_answers_declare_their_length(app, shttp):
+    """A JSON answer, an error and an empty 202 each say how long they are, so that an HTTP/1.1
+    server sends them as they are instead of framing them in chunks."""
+    answer = await shttp.post(initialize_message())
+    shttp.session_id = answer.headers["mcp-session-id"]
+    accepted = await shttp.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    refused = await http(app, "POST", "/mcp", b"{not json", shttp.headers())
+    assert [answer.status, accepted.status, refused.status] == [200, 202, 400]
+    for result in (answer, accepted, refused):
+        assert result.headers["content-length"] == str(len(result.body))
+    assert answer.body and refused.body and not accepted.body
+
+
 async def test_huge_body_is_413(app, shttp, settings):
     settings.MCP_MAX_BODY_BYTES = 2048
     result = await http(app, "POST", "/mcp", b"x" * 4096, shttp.headers())
