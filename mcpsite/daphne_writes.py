@@ -5,7 +5,7 @@ writability (``startWriting``); the reactor sends the buffer when the poll says 
 daphne the reactor runs on asyncio, so every response costs an ``epoll_ctl`` to watch the
 socket, a trip around the loop for the poll to report what is almost always true (a socket
 with room in its send buffer is writable), the write, and another ``epoll_ctl`` to stop
-watching: about 5% of a busy worker's event loop (py-spy, `bench/`, 32 users). uvicorn's
+watching: about 6% of a busy worker's event loop (py-spy, `bench/`, 32 users). uvicorn's
 asyncio transports try the send first and watch the socket only when it is full.
 
 Here the reactor does the same, once per loop turn: the first ``addWriter`` of a connection

@@ -12,6 +12,7 @@ here replaces the values of those parameters with `[redacted]`; everything else
 
 import asyncio
 import atexit
+import functools
 from urllib.parse import parse_qsl, urlencode
 
 from daphne.access import AccessLogGenerator
@@ -38,6 +39,13 @@ def redact_path(path: str) -> str:
     return f"{base}?{urlencode(kept, safe='[]')}"
 
 
+def redacted(details: dict) -> dict:
+    """An access-log entry's details (daphne's ``action_logger`` argument) with the path redacted."""
+    if "path" not in details:
+        return details
+    return {**details, "path": redact_path(details["path"])}
+
+
 class AccessLog(AccessLogGenerator):
     """daphne's access log (its format, its stream), with credentials redacted from paths.
 
@@ -56,9 +64,7 @@ class AccessLog(AccessLogGenerator):
         atexit.register(self.flush)
 
     def __call__(self, protocol, action, details):
-        if "path" in details:
-            details = {**details, "path": redact_path(details["path"])}
-        super().__call__(protocol, action, details)
+        super().__call__(protocol, action, redacted(details))
 
     def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None):
         second = date.replace(microsecond=0)
@@ -83,7 +89,13 @@ class RedactingServer(Server):
     def __init__(self, *args, action_logger=None, **kwargs):
         if isinstance(action_logger, AccessLogGenerator):
             action_logger = AccessLog(action_logger.stream)
+        elif action_logger is not None:  # some other logger: redacted all the same
+            action_logger = functools.partial(_log_redacted, action_logger)
         super().__init__(*args, action_logger=action_logger, **kwargs)
+
+
+def _log_redacted(logger, protocol, action, details) -> None:
+    logger(protocol, action, redacted(details))
 
 
 class ServeCommand(CommandLineInterface):
