@@ -87,8 +87,9 @@ bench-dashboard: install
 	$(BIN)/python bench/dashboard.py
 
 
-# The audit's durability setting both ways (bench/durability.py, about 4 minutes): this server with
-# SQLITE_SYNCHRONOUS=normal and =full beside the SDK reference; a table to bench/results/.
+# The audit's durability settings each way (bench/durability.py, about 6 minutes): this server with
+# SQLITE_SYNCHRONOUS=normal, =full, and MCP_AUDIT_WAIT_FOR_COMMIT=0 beside the SDK reference; a table
+# to bench/results/.
 .PHONY: bench-durability
 bench-durability: install
 	$(BIN)/pip install --quiet -r bench/requirements.txt

@@ -1,10 +1,11 @@
-"""The audit trail's durability setting, measured both ways: this server with SQLite's
-`synchronous=NORMAL` (the default, `SQLITE_SYNCHRONOUS=normal`) and with `synchronous=FULL`
-(every commit flushed to disk), beside the SDK reference, in the same run.
+"""The audit trail's durability settings, measured each way: this server with SQLite's
+`synchronous=NORMAL` (the default, `SQLITE_SYNCHRONOUS=normal`), with `synchronous=FULL`
+(every commit flushed to disk), and answering before the commit (`MCP_AUDIT_WAIT_FOR_COMMIT=0`,
+on `NORMAL`), beside the SDK reference, in the same run.
 
-Every call is answered only after its audit row is committed, so the setting is paid on
-every call; `docs/performance.md` ("Durability of the audit trail") says what each mode can
-lose and why the default is what it is. Pinned as `make bench` pins (server core 0, load
+By default every call is answered only after its audit row is committed, so the setting is
+paid on every call; `docs/performance.md` ("Durability of the audit trail") says what each mode
+can lose and why the defaults are what they are. Pinned as `make bench` pins (server core 0, load
 core 1), under daphne, at one user and at 32, on Streamable HTTP with sessions (2025-11-25)
 and stateless (2026-07-28); medians of `--repeats` rounds in a rotated order.
 
@@ -30,6 +31,7 @@ from bench import run, servers
 SERVERS = [
     ("this server, synchronous=NORMAL", "ours-daphne", {"SQLITE_SYNCHRONOUS": "normal"}),
     ("this server, synchronous=FULL", "ours-daphne", {"SQLITE_SYNCHRONOUS": "full"}),
+    ("this server, answered before the commit", "ours-daphne", {"MCP_AUDIT_WAIT_FOR_COMMIT": "0"}),
     ("SDK reference", None, {}),
 ]
 REFERENCE = {"http": "sdk-http", "stateless": "sdk-stateless"}
@@ -82,7 +84,7 @@ def main() -> None:
                             raise SystemExit(f"{label} {transport} {users}: {row.get('failed') or row['first_errors']}")
                         results.setdefault((label, transport, users), []).append(row)
                         figures = f"{row['throughput']:6.0f}/s p50 {row['p50_ms']:5.2f} ms"
-                        log(f"{transport:9} {users:3} {label:32} {figures}")
+                        log(f"{transport:9} {users:3} {label:40} {figures}")
         finally:
             for server in running.values():
                 server.stop()
@@ -99,7 +101,7 @@ def render(results: dict, started: datetime, args) -> str:
         return statistics.median(row[key] for row in results[label, transport, users])
 
     lines = [
-        f"# The audit's durability setting, {started:%Y-%m-%d %H:%M} UTC",
+        f"# The audit's durability settings, {started:%Y-%m-%d %H:%M} UTC",
         "",
         f"daphne, pinned to one core; medians of {args.repeats} rounds of {args.window:g} s.",
         "",

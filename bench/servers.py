@@ -30,6 +30,7 @@ from tests.support.live_server import (
     PROJECT_DIR,
     Template,
     environment_without_configuration,
+    mint_token,
     prepare_template,
     random_secret_key,
     server_environment,
@@ -44,57 +45,11 @@ STOP_TIMEOUT = 10.0
 
 __all__ = ["HOST", "Server", "free_port", "mint_token", "prepare_template", "start"]
 
-# Run inside `manage.py shell -c`: an OAuth client of the bench user and one access
-# token bound (RFC 8707 `resource`) to every origin a server of ours will listen on.
-_MINT_TOKEN = """
-import os, secrets
-from datetime import timedelta
-from django.contrib.auth import get_user_model
-from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_application_model, set_token_value
-user = get_user_model().objects.get(username=os.environ["BENCH_USERNAME"])
-application = get_application_model().objects.create(
-    name="bench", client_type="public", authorization_grant_type="authorization-code",
-    redirect_uris="http://127.0.0.1:33418/callback", user=user)
-raw = secrets.token_urlsafe(30)
-token = get_access_token_model()(user=user, application=application, scope="mcp",
-    resource=os.environ["BENCH_RESOURCES"].split(","), expires=timezone.now() + timedelta(hours=6))
-set_token_value(token, raw)
-token.save()
-print("TOKEN=" + raw)
-"""
-
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
         return probe.getsockname()[1]
-
-
-def mint_token(database_url: str, username: str, origins: list[str]) -> str:
-    """An access token for `username`, valid at each of `origins`, written into the database."""
-    env = environment_without_configuration() | {
-        "DJANGO_SETTINGS_MODULE": "mcpsite.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": random_secret_key(),
-        "DJANGO_ALLOWED_HOSTS": HOST,
-        "DATABASE_URL": database_url,
-        "BENCH_USERNAME": username,
-        "BENCH_RESOURCES": ",".join(origins),
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", _MINT_TOKEN],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    line = next((line for line in result.stdout.splitlines() if line.startswith("TOKEN=")), None)
-    if result.returncode != 0 or line is None:
-        raise RuntimeError(f"minting the bench token failed:\n{result.stderr}{result.stdout}")
-    return line.removeprefix("TOKEN=")
 
 
 @dataclass

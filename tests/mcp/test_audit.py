@@ -2,17 +2,22 @@
 long it took, whatever the outcome; arguments are cut to a bound or not kept at all;
 the admin shows the trail read-only."""
 
+import asyncio
 import json
+import sqlite3
+from contextlib import contextmanager
 
 import anyio
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connections
 from django.urls import reverse
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import INVALID_PARAMS, jsonrpc_message_adapter
 
+from mcp_app.engine import audit
 from mcp_app.engine.arguments import require_valid_arguments
 from mcp_app.engine.audit import install_audit
 from mcp_app.models import ToolCall
@@ -213,6 +218,88 @@ async def test_the_writer_thread_survives_a_failing_connection_clean_up(user, mo
     assert await asyncio.wait_for(audit._writer_thread.insert([row("second")]), TIMEOUT) == [None]
     assert [record.arguments for record in await records()] == ["second"]
     assert "closing its database connection failed: RuntimeError: database table is locked" in caplog.text
+
+
+# -- answering before the commit (MCP_AUDIT_WAIT_FOR_COMMIT=0) ------------------------------------
+@contextmanager
+def writes_held_off():
+    """Another connection holds SQLite's write lock, so every audit write waits for it (the
+    writer's busy timeout is 20 s) until the block ends."""
+    other = sqlite3.connect(connections["default"].settings_dict["NAME"], isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        other.close()  # ends its transaction: the waiting write goes on
+
+
+async def uncommitted_rows_reach(count: int) -> None:
+    """Run this loop (where the server runs too) until ``count`` rows are handed over, and then
+    long enough for a call not waiting for its row to have been answered."""
+    with anyio.fail_after(TIMEOUT):
+        while audit._group_commit.uncommitted < count:
+            await asyncio.sleep(0)
+    for _ in range(ANSWER_TURNS):
+        await asyncio.sleep(0)
+
+
+# Loop turns from a row's hand-over to its call's answer at the client, in memory, are about 10.
+ANSWER_TURNS = 200
+
+
+async def test_by_default_a_call_waits_for_its_row(server, info):
+    async with connect(server, info) as client:
+        with writes_held_off():
+            call = asyncio.ensure_future(client.call_tool("add", {"a": 1, "b": 2}))
+            await uncommitted_rows_reach(1)
+            assert not call.done()  # answered only once the row is written
+        with anyio.fail_after(TIMEOUT):
+            result = await call
+    assert result.structured_content == {"result": 3.0}
+    assert (await only_record()).tool == "add"
+
+
+async def test_without_waiting_a_call_is_answered_before_its_commit(server, info, settings):
+    settings.MCP_AUDIT_WAIT_FOR_COMMIT = False
+    with writes_held_off():
+        with anyio.fail_after(TIMEOUT):
+            async with connect(server, info) as client:
+                first = await client.call_tool("add", {"a": 1, "b": 2})
+                second = await client.call_tool("multiply", {"a": 3, "b": 4})
+        assert (first.structured_content, second.structured_content) == ({"result": 3.0}, {"result": 12.0})
+        assert await records() == []  # answered, not yet written: the write waits for the lock
+        assert audit._group_commit.uncommitted == 2
+    with anyio.fail_after(TIMEOUT):
+        await audit.flush()  # as at shutdown
+    assert [(record.tool, record.outcome) for record in await records()] == [("add", "ok"), ("multiply", "ok")]
+
+
+async def test_without_waiting_a_call_waits_once_too_many_rows_are_uncommitted(server, info, settings):
+    settings.MCP_AUDIT_WAIT_FOR_COMMIT = False
+    settings.MCP_AUDIT_MAX_UNCOMMITTED = 2
+    async with connect(server, info) as client:
+        with writes_held_off():
+            with anyio.fail_after(TIMEOUT):
+                await client.call_tool("add", {"a": 1, "b": 1})
+                await client.call_tool("add", {"a": 2, "b": 2})
+            third = asyncio.ensure_future(client.call_tool("add", {"a": 3, "b": 3}))
+            await uncommitted_rows_reach(3)
+            assert not third.done()  # its row is the third one uncommitted: it waits for the write
+        with anyio.fail_after(TIMEOUT):
+            assert (await third).structured_content == {"result": 6.0}
+    assert len(await records()) == 3
+
+
+async def test_without_waiting_a_failed_write_is_still_logged(server, settings, caplog):
+    settings.MCP_AUDIT_WAIT_FOR_COMMIT = False
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, request_info(user_id=987654)) as client:  # no such user: the row is refused
+            result = await client.call_tool("add", {"a": 1, "b": 1})
+        assert result.structured_content == {"result": 2.0}
+        await audit.flush()
+    assert await records() == []
+    assert "could not record a tools/call request" in caplog.text
+    assert "FOREIGN KEY constraint failed" in caplog.text
 
 
 # -- arguments ----------------------------------------------------------------------------------

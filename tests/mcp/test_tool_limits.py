@@ -10,8 +10,6 @@ that they count a token's calls together.
 import asyncio
 import json
 import logging
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import anyio
@@ -29,7 +27,7 @@ from tests.support.asgi_client import (
     read_until,
     start_call,
 )
-from tests.support.live_server import PROJECT_DIR
+from tests.support.live_server import mint_token
 from tests.support.services import RedisServer, free_port
 from tests.support.wire_client import McpWire
 
@@ -308,41 +306,6 @@ async def test_a_legacy_sse_disconnect_cancels_the_sessions_running_calls(app, t
 
 
 # -- shared through Redis ------------------------------------------------------------------------
-# Run by `manage.py shell -c` against the live servers' shared database: an access token for
-# the test user, valid at both servers (RFC 8707 resources), printed for the test.
-_MINT_TOKEN = """
-import os, secrets
-from datetime import timedelta
-from django.contrib.auth import get_user_model
-from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_application_model, set_token_value
-user = get_user_model().objects.get(username=os.environ["MINT_USERNAME"])
-application = get_application_model().objects.create(
-    name="limits test", client_type="public", authorization_grant_type="authorization-code",
-    redirect_uris="http://127.0.0.1/callback", user=user)
-token = get_access_token_model()(user=user, application=application, scope="mcp",
-    resource=os.environ["MINT_RESOURCES"].split(), expires=timezone.now() + timedelta(hours=1))
-raw = secrets.token_urlsafe(30)
-set_token_value(token, raw)
-token.save()
-print(raw)
-"""
-
-
-def mint_token(server, resources: list[str]) -> str:
-    env = server.env | {"MINT_USERNAME": server.username, "MINT_RESOURCES": " ".join(resources)}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", _MINT_TOKEN],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
-
-
 @pytest.fixture
 def redis_server(tmp_path):
     redis = RedisServer(tmp_path / "redis")
@@ -356,7 +319,7 @@ def test_two_workers_on_one_redis_count_a_tokens_calls_together(live_server_fact
     limit = {"REDIS_URL": redis_server.url, "MCP_TOOL_CALLS_PER_MINUTE": "3"}
     first = live_server_factory(**limit)
     second = live_server_factory(**limit, DATABASE_URL=first.env["DATABASE_URL"])  # one user and token table
-    token = mint_token(first, [first.url, second.url])
+    token = mint_token(first.env["DATABASE_URL"], first.username, [first.url, second.url])
 
     async def calls() -> list[dict]:
         replies = []

@@ -135,13 +135,18 @@ def test_the_scale_out_run_reaches_the_cluster_helpers_it_starts_services_with()
     assert servers.BENCH_LIMITS["MCP_MAX_CONCURRENT_CALLS_PER_SESSION"] == "0"
 
 
-def test_the_durability_table_gives_both_modes_beside_the_sdk():
+def test_the_durability_table_gives_each_mode_beside_the_sdk():
     from argparse import Namespace
     from datetime import UTC, datetime
 
     from bench import durability
 
-    p50 = {"this server, synchronous=NORMAL": 1.2, "this server, synchronous=FULL": 1.6, "SDK reference": 1.0}
+    p50 = {
+        "this server, synchronous=NORMAL": 1.2,
+        "this server, synchronous=FULL": 1.6,
+        "this server, answered before the commit": 0.9,
+        "SDK reference": 1.0,
+    }
     results = {
         (label, transport, users): [
             {"p50_ms": p50[label] if users == 1 else 25.0, "throughput": 1000.0 if users == 32 else 800.0}
@@ -153,3 +158,4 @@ def test_the_durability_table_gives_both_modes_beside_the_sdk():
     markdown = durability.render(results, datetime(2026, 12, 3, tzinfo=UTC), Namespace(repeats=1, window=3.0))
     assert "| this server, synchronous=FULL | 1.60 | 1.60 | 1,000 | 1,000 |" in markdown
     assert "- this server, synchronous=NORMAL: p50 at 1 user 1.20x (http)" in markdown
+    assert "- this server, answered before the commit: p50 at 1 user 0.90x (http)" in markdown

@@ -224,3 +224,51 @@ def start_live_server(template: Template, directory: Path, **extra_env: str) -> 
             continue
         raise _fail(process, stderr_path, f"exited with status {status} before answering HTTP")
     raise _fail(process, stderr_path, f"did not answer HTTP within {START_TIMEOUT}s (url={url})")
+
+
+# Run inside `manage.py shell -c`: an OAuth client of the user and one access token bound
+# (RFC 8707 `resource`) to every origin named (several servers may share one database).
+_MINT_TOKEN = """
+import os, secrets
+from datetime import timedelta
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_application_model, set_token_value
+user = get_user_model().objects.get(username=os.environ["MINT_USERNAME"])
+application = get_application_model().objects.create(
+    name="minted", client_type="public", authorization_grant_type="authorization-code",
+    redirect_uris="http://127.0.0.1:33418/callback", user=user)
+raw = secrets.token_urlsafe(30)
+token = get_access_token_model()(user=user, application=application, scope="mcp",
+    resource=os.environ["MINT_RESOURCES"].split(","), expires=timezone.now() + timedelta(hours=6))
+set_token_value(token, raw)
+token.save()
+print("TOKEN=" + raw)
+"""
+
+
+def mint_token(database_url: str, username: str, resources: list[str]) -> str:
+    """An access token for `username`, valid for six hours at each of `resources` (the servers'
+    origins), written into the database: a token without the OAuth flow."""
+    env = environment_without_configuration() | {
+        "DJANGO_SETTINGS_MODULE": "mcpsite.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": random_secret_key(),
+        "DJANGO_ALLOWED_HOSTS": HOST,
+        "DATABASE_URL": database_url,
+        "MINT_USERNAME": username,
+        "MINT_RESOURCES": ",".join(resources),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", _MINT_TOKEN],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    line = next((line for line in result.stdout.splitlines() if line.startswith("TOKEN=")), None)
+    if result.returncode != 0 or line is None:
+        raise LiveServerError(f"minting an access token failed:\n{result.stderr}{result.stdout}")
+    return line.removeprefix("TOKEN=")
