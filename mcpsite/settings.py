@@ -108,9 +108,9 @@ MCP_ALLOWED_ORIGINS = env_list("MCP_ALLOWED_ORIGINS", [])
 MCP_AUDIT_ARGUMENTS = env_bool("MCP_AUDIT_ARGUMENTS", True)
 MCP_AUDIT_ARGUMENT_CHARS = env_int("MCP_AUDIT_ARGUMENT_CHARS", 2000, minimum=1)
 # A call is answered once its audit row is committed (an answered call is a recorded call, even if the
-# process dies right after). Off: answered first, its row committed by the write under way or the next
-# one; a crash loses the rows not yet committed, at most MCP_AUDIT_MAX_UNCOMMITTED of them, because a
-# call waits for its row whenever that many are waiting (docs/performance.md, "Durability").
+# process dies right after). Off: answered first, its row committed by the next write, which gathers
+# rows for 5 ms; a crash loses the rows not yet committed, at most MCP_AUDIT_MAX_UNCOMMITTED answered
+# ones, because past that many a call waits for its row (docs/performance.md, "Durability").
 MCP_AUDIT_WAIT_FOR_COMMIT = env_bool("MCP_AUDIT_WAIT_FOR_COMMIT", True)
 MCP_AUDIT_MAX_UNCOMMITTED = env_int("MCP_AUDIT_MAX_UNCOMMITTED", 1000, minimum=1)
 # tools/call limits (mcp_app/engine/limits.py).
