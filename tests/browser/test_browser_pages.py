@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +35,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.support.live_server import PROJECT_DIR
+from tests.support.live_server import PROJECT_DIR, django_shell
 from tests.support.oauth_flow import pkce_pair
 
 pytestmark = pytest.mark.live
@@ -587,14 +585,7 @@ def _create_staff_user(server) -> tuple[str, str]:
         "get_user_model().objects.create_superuser(os.environ['STAFF_USERNAME'], '', os.environ['STAFF_PASSWORD'])\n"
     )
     env = {**server.env, "STAFF_USERNAME": username, "STAFF_PASSWORD": password}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", script],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = django_shell(script, env, timeout=60)
     assert result.returncode == 0, result.stderr
     return username, password
 

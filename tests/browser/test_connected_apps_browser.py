@@ -8,8 +8,6 @@ the `tab` fixture fails a test on any violation (the redirect after the login fo
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 
 import httpx2
 import pytest
@@ -28,7 +26,7 @@ from tests.browser.test_browser_pages import (
     log_in_for_consent,
     wait_for_path,
 )
-from tests.support.live_server import PROJECT_DIR
+from tests.support.live_server import django_shell
 
 pytestmark = pytest.mark.live
 
@@ -141,14 +139,7 @@ def _create_user(server) -> tuple[str, str]:
         "import os\nfrom django.contrib.auth import get_user_model\n"
         "get_user_model().objects.create_user(os.environ['NEW_USERNAME'], password=os.environ['NEW_PASSWORD'])\n"
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", script],
-        cwd=PROJECT_DIR,
-        env={**server.env, "NEW_USERNAME": username, "NEW_PASSWORD": password},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = django_shell(script, {**server.env, "NEW_USERNAME": username, "NEW_PASSWORD": password}, timeout=60)
     assert result.returncode == 0, result.stderr
     return username, password
 

@@ -13,15 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from urllib.parse import unquote
 
 import pytest
 from playwright.sync_api import ConsoleMessage, expect
 
 from tests.browser import test_browser_pages as pages
-from tests.support.live_server import PROJECT_DIR
+from tests.support.live_server import django_shell
 
 pytestmark = pytest.mark.live
 
@@ -79,14 +77,7 @@ print(json.dumps({"calls": len(rows), "errors": sum(row["outcome"] != "ok" for r
 @pytest.fixture(scope="module")
 def filled(live_server) -> dict:
     """The live server's database with a month of tool calls and auth events; what was written."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", _FILL],
-        cwd=PROJECT_DIR,
-        env=live_server.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = django_shell(_FILL, live_server.env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

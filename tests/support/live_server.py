@@ -96,6 +96,19 @@ class Template:
     password: str
 
 
+def django_shell(script: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `script` in `manage.py shell` (one Django start-up) with `env`; the finished process,
+    its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", script],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 # Run inside `manage.py shell -c` (one Django start-up instead of two); the credentials
 # come through the environment, not the command line.
 _MIGRATE_AND_CREATE_USER = """
@@ -112,14 +125,7 @@ def prepare_template(directory: Path) -> Template:
     database = Path(directory) / "template.sqlite3"
     password = secrets.token_urlsafe(18)
     env = server_environment(database, random_secret_key(), {"E2E_USERNAME": USERNAME, "E2E_PASSWORD": password})
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", _MIGRATE_AND_CREATE_USER],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = django_shell(_MIGRATE_AND_CREATE_USER, env)
     if result.returncode != 0:
         raise LiveServerError(
             f"migrating the template database failed ({result.returncode}):\n{result.stderr}{result.stdout}"
@@ -259,15 +265,7 @@ def mint_token(database_url: str, username: str, resources: list[str]) -> str:
         "MINT_USERNAME": username,
         "MINT_RESOURCES": ",".join(resources),
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", _MINT_TOKEN],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = django_shell(_MINT_TOKEN, env)
     line = next((line for line in result.stdout.splitlines() if line.startswith("TOKEN=")), None)
     if result.returncode != 0 or line is None:
         raise LiveServerError(f"minting an access token failed:\n{result.stderr}{result.stdout}")

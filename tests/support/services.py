@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.support.live_server import USERNAME, environment_without_configuration, random_secret_key
+from tests.support.live_server import USERNAME, django_shell, environment_without_configuration, random_secret_key
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = PROJECT_DIR / "deploy"
@@ -415,14 +415,7 @@ def prepare_database(database_url: str) -> Users:
         "E2E_STAFF": users.staff_username,
         "E2E_STAFF_PASSWORD": users.staff_password,
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", _PREPARE],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    result = django_shell(_PREPARE, env, timeout=180)
     if result.returncode != 0:
         raise ServiceError(f"migrating PostgreSQL failed ({result.returncode}):\n{result.stderr}{result.stdout}")
     return users
