@@ -50,7 +50,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
-from mcp_app.engine import audit_rollup
+from mcp_app.engine import audit_rollup, sqlite_checkpoints
 from mcp_app.models import ToolCall
 from mcp_app.principal import RequestInfo
 from mcp_app.protocol.errors import INVALID_PARAMS
@@ -281,6 +281,8 @@ class _WriterThread:
                 loop.call_soon_threadsafe(_settle, outcome, result, error)
             except RuntimeError:
                 pass  # that loop is closed (tests): nobody waits for the answer
+            if error is None:  # after the answer: the log is copied back and flushed off the calls' path
+                sqlite_checkpoints.after_commit()
 
 
 def _settle(outcome: asyncio.Future, result: Any, error: BaseException | None) -> None:

@@ -5,10 +5,11 @@ the admin shows the trail read-only."""
 import asyncio
 import json
 import sqlite3
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 import anyio
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Permission
 from django.db import connections
 from django.urls import reverse
@@ -23,6 +24,7 @@ from mcp_app.engine.audit import install_audit
 from mcp_app.models import ToolCall
 from mcp_app.tools import register_tools
 from tests.support.engine_client import SESSION_ID, connect, request_info, tagged_streams
+from tests.support.services import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
 
@@ -300,6 +302,37 @@ async def test_without_waiting_a_failed_write_is_still_logged(server, settings, 
     assert await records() == []
     assert "could not record a tools/call request" in caplog.text
     assert "FOREIGN KEY constraint failed" in caplog.text
+
+
+# -- SQLite's checkpoints -----------------------------------------------------------------------
+def in_the_database_file(marker: int) -> bool:
+    """Whether the database file itself, not its write-ahead log, holds the row of the call that
+    added ``marker``: only a checkpoint copies a commit there."""
+    database = connections["default"].settings_dict["NAME"]
+    try:
+        with closing(sqlite3.connect(f"file:{database}?immutable=1", uri=True)) as file_only:
+            query = "SELECT count(*) FROM mcp_app_toolcall WHERE arguments LIKE ?"
+            return file_only.execute(query, (f"%{marker}%",)).fetchone()[0] == 1
+    except sqlite3.DatabaseError:  # a page read while the checkpoint writes it: look again
+        return False
+
+
+def autocheckpoint_pages() -> int:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        return cursor.fetchone()[0]
+
+
+async def test_a_committed_row_is_checkpointed_off_the_calls_path(server, info, settings):
+    # A commit itself copies the log back only past 10,000 pages (one call's row is about ten):
+    # what puts this row into the database file is the checkpoint thread, soon after its commit.
+    assert await sync_to_async(autocheckpoint_pages)() == settings.SQLITE_AUTOCHECKPOINT_PAGES == 10_000
+    marker = 7_321_987
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, info) as client:
+            result = await client.call_tool("add", {"a": marker, "b": 1})
+    assert result.structured_content == {"result": marker + 1.0}
+    wait_until(lambda: in_the_database_file(marker), "the row is checkpointed into the database file", timeout=TIMEOUT)
 
 
 # -- arguments ----------------------------------------------------------------------------------
