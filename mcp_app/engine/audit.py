@@ -41,7 +41,7 @@ from typing import Any
 
 import anyio
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, models
 from django.db.models import Field
 from django.utils import timezone
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -50,7 +50,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
-from mcp_app.engine import audit_rollup, sqlite_checkpoints
+from mcp_app.engine import audit_rollup, dbapi, sqlite_checkpoints
 from mcp_app.models import ToolCall
 from mcp_app.principal import RequestInfo
 from mcp_app.protocol.errors import INVALID_PARAMS
@@ -188,13 +188,15 @@ def _columns() -> tuple[list[tuple[str, Field | None]], str]:
     Rows go in through ``executemany`` rather than the ORM's ``bulk_create``, which
     compiles every row anew (about 0.1 ms of CPU each, on the event loop's core); a
     value that needs it (the timestamp) goes through its field's ``get_db_prep_save``.
+    The statement is the driver's own (``dbapi``): its placeholders, its cursor.
     """
     fields = [field for field in ToolCall._meta.concrete_fields if not field.primary_key]
-    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    connection = connections[DEFAULT_DB_ALIAS]
+    quote = connection.ops.quote_name
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         quote(ToolCall._meta.db_table),
         ", ".join(quote(field.column) for field in fields),
-        ", ".join(["%s"] * len(fields)),
+        ", ".join([dbapi.placeholder(connection)] * len(fields)),
     )
     return [(field.attname, None if isinstance(field, _PLAIN_FIELDS) else field) for field in fields], sql
 
@@ -211,9 +213,9 @@ def _insert(rows: list[dict[str, Any]]) -> list[Exception | None]:
         for row in rows
     ]
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with dbapi.transaction(connection) as cursor:
             cursor.executemany(sql, values)
-            audit_rollup.add(rows)
+            audit_rollup.add(rows, cursor)
         return [None] * len(rows)
     except Exception as exc:
         if len(rows) == 1:
@@ -221,9 +223,9 @@ def _insert(rows: list[dict[str, Any]]) -> list[Exception | None]:
     problems: list[Exception | None] = []
     for row, one in zip(rows, values, strict=True):
         try:
-            with transaction.atomic(), connection.cursor() as cursor:
+            with dbapi.transaction(connection) as cursor:
                 cursor.execute(sql, one)
-                audit_rollup.add([row])
+                audit_rollup.add([row], cursor)
             problems.append(None)
         except Exception as exc:
             problems.append(exc)

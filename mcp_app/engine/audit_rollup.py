@@ -33,6 +33,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from mcp_app.engine import dbapi
 from mcp_app.models import CallerRollup, ToolCall, ToolCallRollup
 
 BUCKETS_PER_OCTAVE = 8
@@ -115,7 +116,8 @@ class _Sums:
         sums[3] += duration_ms
         self.callers[(day, username, client_id)] += 1
 
-    def write(self, connection) -> None:
+    def write(self, connection, cursor) -> None:
+        """Upsert the sums through ``cursor``, the driver's own on ``connection`` (``dbapi``)."""
         if not self.tools:
             return
         tool_upsert, caller_upsert = _upserts(connection.alias)
@@ -123,15 +125,15 @@ class _Sums:
         # Sorted: every writer takes the rows' locks in the same order (no deadlock between workers).
         tools = [(prepare_day(day), tool, bucket, *sums) for (day, tool, bucket), sums in sorted(self.tools.items())]
         callers = [(prepare_day(day), who, client, n) for (day, who, client), n in sorted(self.callers.items())]
-        with connection.cursor() as cursor:
-            for upsert, rows in ((tool_upsert, tools), (caller_upsert, callers)):
-                for first in range(0, len(rows), UPSERT_ROWS):
-                    cursor.execute(*upsert.statement(rows[first : first + UPSERT_ROWS]))
+        for upsert, rows in ((tool_upsert, tools), (caller_upsert, callers)):
+            for first in range(0, len(rows), UPSERT_ROWS):
+                cursor.execute(*upsert.statement(rows[first : first + UPSERT_ROWS]))
 
 
-def add(rows: Iterable[Mapping[str, Any]], using: str = DEFAULT_DB_ALIAS) -> None:
+def add(rows: Iterable[Mapping[str, Any]], cursor, using: str = DEFAULT_DB_ALIAS) -> None:
     """Add audit rows (``ToolCall`` values by attribute name, as ``audit._record`` makes them)
-    to the rollups. Call it in the transaction that inserts them, so both or neither count."""
+    to the rollups, through ``cursor``: the driver's own, in the transaction that inserts the
+    rows (``dbapi.transaction``), so both or neither count."""
     sums = _Sums()
     for row in rows:
         sums.add(
@@ -142,7 +144,7 @@ def add(rows: Iterable[Mapping[str, Any]], using: str = DEFAULT_DB_ALIAS) -> Non
             row["username"],
             row["client_id"],
         )
-    sums.write(connections[using])
+    sums.write(connections[using], cursor)
 
 
 class _Upsert:
@@ -151,13 +153,14 @@ class _Upsert:
     ``executemany`` would run one statement per row (on PostgreSQL, 0.7 ms more for 32 rows)."""
 
     def __init__(self, alias: str, model, key: list[str], sums: list[str]):
-        quote = connections[alias].ops.quote_name
+        connection = connections[alias]
+        quote = connection.ops.quote_name
 
         def column(name: str) -> str:
             return quote(model._meta.get_field(name).column)
 
         self.head = f"INSERT INTO {quote(model._meta.db_table)} AS r ({', '.join(map(column, key + sums))}) VALUES "
-        self.row = "(" + ", ".join(["%s"] * len(key + sums)) + ")"
+        self.row = "(" + ", ".join([dbapi.placeholder(connection)] * len(key + sums)) + ")"
         sets = ", ".join(f"{column(name)} = r.{column(name)} + excluded.{column(name)}" for name in sums)
         self.tail = f" ON CONFLICT ({', '.join(map(column, key))}) DO UPDATE SET {sets}"
 
@@ -167,7 +170,7 @@ class _Upsert:
 
 @functools.cache
 def _upserts(alias: str) -> tuple[_Upsert, _Upsert]:
-    """The two upserts, in the database's own quoting (the same SQL on SQLite and PostgreSQL)."""
+    """The two upserts, in the database's own quoting and its driver's placeholders (``dbapi``)."""
     return (
         _Upsert(
             alias,
@@ -259,7 +262,8 @@ def _rebuild_day(day: date, using: str) -> int:
         sums = _Sums()
         for tool, outcome, duration_ms, username, client_id in _audit_rows(using, start, end):
             sums.add(day, tool, outcome, duration_ms, username, client_id)
-        sums.write(connection)
+        with dbapi.cursor(connection) as cursor:
+            sums.write(connection, cursor)
     return 1 if sums.tools else 0
 
 

@@ -11,17 +11,18 @@ import anyio
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Permission
-from django.db import connections
+from django.db import IntegrityError, connections, transaction
 from django.urls import reverse
+from django.utils import timezone
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import INVALID_PARAMS, jsonrpc_message_adapter
 
-from mcp_app.engine import audit
+from mcp_app.engine import audit, dbapi
 from mcp_app.engine.arguments import require_valid_arguments
 from mcp_app.engine.audit import install_audit
-from mcp_app.models import ToolCall
+from mcp_app.models import CallerRollup, ToolCall, ToolCallRollup
 from mcp_app.tools import register_tools
 from tests.support.engine_client import SESSION_ID, connect, request_info, tagged_streams
 from tests.support.services import wait_until
@@ -189,37 +190,78 @@ async def test_the_writer_thread_survives_a_failing_connection_clean_up(user, mo
     """Django's connection clean-up around a write once raised outside the writer thread's guard
     ("database table is locked" while a test flushed the database): the thread died, and the calls
     waiting for their rows would have waited for good."""
-    import asyncio
-
-    from django.utils import timezone
-
-    from mcp_app.engine import audit
-
-    def row(arguments: str) -> dict:
-        return {
-            "created_at": timezone.now(),
-            "user_id": user.pk,
-            "username": user.username,
-            "client_id": "client",
-            "session_id": "",
-            "tool": "add",
-            "arguments": arguments,
-            "outcome": ToolCall.Outcome.OK,
-            "error_code": None,
-            "error_message": "",
-            "duration_ms": 0.1,
-        }
 
     def failing_clean_up():
         raise RuntimeError("database table is locked")
 
     monkeypatch.setattr(audit, "close_old_connections", failing_clean_up)
     with pytest.raises(RuntimeError, match="table is locked"):  # the write's outcome, handed back
-        await asyncio.wait_for(audit._writer_thread.insert([row("first")]), TIMEOUT)
+        await asyncio.wait_for(audit._writer_thread.insert([audit_row(user, "first")]), TIMEOUT)
     monkeypatch.undo()
-    assert await asyncio.wait_for(audit._writer_thread.insert([row("second")]), TIMEOUT) == [None]
+    assert await asyncio.wait_for(audit._writer_thread.insert([audit_row(user, "second")]), TIMEOUT) == [None]
     assert [record.arguments for record in await records()] == ["second"]
     assert "closing its database connection failed: RuntimeError: database table is locked" in caplog.text
+
+
+def audit_row(user, arguments: str, user_id: int | None = None) -> dict:
+    """A row as ``audit._record`` makes it, for writing through the writer's own code."""
+    return {
+        "created_at": timezone.now(),
+        "user_id": user.pk if user_id is None else user_id,
+        "username": user.username,
+        "client_id": "client",
+        "session_id": "",
+        "tool": "add",
+        "arguments": arguments,
+        "outcome": ToolCall.Outcome.OK,
+        "error_code": None,
+        "error_message": "",
+        "duration_ms": 0.1,
+    }
+
+
+# -- the writer's statements on the driver's cursor (engine/dbapi.py) ------------------------------
+def test_a_batch_with_a_bad_row_is_rolled_back_and_written_row_by_row(user):
+    """The batch's transaction fails on the second row and is rolled back whole; then each row
+    alone: the good ones are written once each, with their rollups, and the bad one fails alone
+    with Django's exception."""
+    rows = [audit_row(user, "one"), audit_row(user, "two", user_id=987654), audit_row(user, "three")]
+    problems = audit._insert(rows)
+    assert problems[0] is None and problems[2] is None
+    assert isinstance(problems[1], IntegrityError), problems
+    assert list(ToolCall.objects.order_by("id").values_list("arguments", flat=True)) == ["one", "three"]
+    assert ToolCallRollup.objects.get().calls == 2
+    assert CallerRollup.objects.get().calls == 2
+
+
+def test_a_transaction_whose_rollback_fails_drops_its_connection(user):
+    """If even the ROLLBACK fails, the connection may still hold the transaction open, and every
+    later BEGIN on it would fail: it is closed, and the next transaction opens another."""
+    connection = connections["default"]
+    with pytest.raises(RuntimeError, match="the block's own"):
+        with dbapi.transaction(connection) as cursor:
+            cursor.execute("ROLLBACK")  # so that the transaction's own ROLLBACK fails
+            raise RuntimeError("the block's own error")
+    assert connection.connection is None
+    assert audit._insert([audit_row(user, "after")]) == [None]
+    assert ToolCall.objects.get().arguments == "after"
+
+
+def test_a_transaction_of_its_own_takes_the_write_lock_at_begin_on_a_new_connection():
+    """BEGIN in the settings' mode (IMMEDIATE) from the first write on a connection, whose mode is
+    known only once it is open: a DEFERRED one could fail at its first write instead of waiting."""
+    connection = connections["default"]
+    connection.close()
+    other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, timeout=0)
+    with closing(other), dbapi.transaction(connection):
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+
+
+def test_a_transaction_of_its_own_is_refused_inside_an_atomic_block():
+    with transaction.atomic(), pytest.raises(RuntimeError, match="inside an atomic block"):
+        with dbapi.transaction(connections["default"]):
+            pass
 
 
 # -- answering before the commit (MCP_AUDIT_WAIT_FOR_COMMIT=0) ------------------------------------
