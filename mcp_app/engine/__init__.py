@@ -10,7 +10,8 @@ extensions named in settings (``extensions.py``). The audit trail's rollups
 (``audit_rollup.py``, written with its rows) are what the admin's dashboard
 reads (``audit_report.py``), beside its CSV export (``audit_export.py``); its
 writes run on the database driver's own cursor (``dbapi.py``), and on SQLite
-their checkpoints on a thread of their own (``sqlite_checkpoints.py``). Requests served outside of any
+their checkpoints on a thread of their own (``sqlite_checkpoints.py``; both
+threads start as ``db_threads.py`` says). Requests served outside of any
 session go through an ``exchange.py`` (``stateless.py`` for the 2026-07-28 era);
 tool calls that run on as tasks are ``tasks/``; what workers broadcast to each
 other travels through ``protocol/groups.py`` (``fanout.py``, ``tasks/signals.py``).

@@ -32,7 +32,6 @@ import functools
 import json
 import logging
 import queue
-import threading
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
@@ -50,7 +49,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
-from mcp_app.engine import audit_rollup, dbapi, sqlite_checkpoints
+from mcp_app.engine import audit_rollup, db_threads, dbapi, sqlite_checkpoints
 from mcp_app.models import ToolCall
 from mcp_app.principal import RequestInfo
 from mcp_app.protocol.errors import INVALID_PARAMS
@@ -245,25 +244,15 @@ class _WriterThread:
 
     def __init__(self):
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._starting = threading.Lock()
+        self._thread = db_threads.LazyThread(self._serve, "mcp-audit-writer")
 
     def insert(self, rows: list[dict[str, Any]]) -> asyncio.Future:
         """``_insert(rows)`` on the writer thread; the future has its outcome."""
         loop = asyncio.get_running_loop()
         outcome = loop.create_future()
-        self._start()
+        self._thread.start()
         self._requests.put((rows, loop, outcome))
         return outcome
-
-    def _start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._starting:
-            if self._thread is None or not self._thread.is_alive():
-                # A daemon: shutdown waits for the writes under way (``flush``), not for the thread.
-                self._thread = threading.Thread(target=self._serve, name="mcp-audit-writer", daemon=True)
-                self._thread.start()
 
     def _serve(self) -> None:
         while True:
@@ -275,10 +264,7 @@ class _WriterThread:
                 result, error = _insert(rows), None
             except BaseException as exc:  # handed to the caller, as a thread hop would
                 result, error = None, exc
-            try:
-                close_old_connections()
-            except Exception as exc:  # the connection is dropped all the same; the next write opens one
-                logger.warning("audit writer: closing its database connection failed: %s: %s", type(exc).__name__, exc)
+            db_threads.close_old_connections_or_warn("audit writer")
             try:
                 loop.call_soon_threadsafe(_settle, outcome, result, error)
             except RuntimeError:

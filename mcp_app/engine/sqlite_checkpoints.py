@@ -24,6 +24,8 @@ import time
 
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
+from mcp_app.engine import db_threads
+
 logger = logging.getLogger(__name__)
 
 # At most one checkpoint in this time, while commits come (it is also about what a power cut
@@ -32,45 +34,36 @@ CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 
 class _Checkpointer:
-    def __init__(self):
+    def __init__(self, alias: str):
+        self._alias = alias
         self._committed = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._starting = threading.Lock()
+        self._thread = db_threads.LazyThread(self._serve, "mcp-sqlite-checkpoints")
 
-    def after_commit(self, alias: str = DEFAULT_DB_ALIAS) -> None:
-        """A commit on ``alias`` is in the log: have it copied back and flushed soon."""
-        if connections[alias].vendor != "sqlite":
+    def after_commit(self) -> None:
+        """A commit is in the log: have it copied back and flushed soon."""
+        if connections[self._alias].vendor != "sqlite":
             return
         self._committed.set()
-        if self._thread is None or not self._thread.is_alive():
-            with self._starting:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(
-                        target=self._serve, args=(alias,), name="mcp-sqlite-checkpoints", daemon=True
-                    )
-                    self._thread.start()
+        self._thread.start()
 
-    def _serve(self, alias: str) -> None:
+    def _serve(self) -> None:
         while True:
             self._committed.wait()
             self._committed.clear()  # commits from here on wait for the next checkpoint
-            self._checkpoint(alias)
+            self._checkpoint()
             time.sleep(CHECKPOINT_INTERVAL_SECONDS)  # the pace, not a wait for something
 
-    def _checkpoint(self, alias: str) -> None:
+    def _checkpoint(self) -> None:
         # Whatever fails is logged and the thread goes on: the commits' own checkpoints remain.
         try:
             close_old_connections()
-            with connections[alias].cursor() as cursor:
+            with connections[self._alias].cursor() as cursor:
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except Exception as exc:
             logger.warning("SQLite checkpoint failed: %s: %s", type(exc).__name__, exc)
         finally:
-            try:
-                close_old_connections()
-            except Exception as exc:
-                logger.warning("SQLite checkpoint: closing its connection failed: %s: %s", type(exc).__name__, exc)
+            db_threads.close_old_connections_or_warn("SQLite checkpoints")
 
 
-_checkpointer = _Checkpointer()
+_checkpointer = _Checkpointer(DEFAULT_DB_ALIAS)
 after_commit = _checkpointer.after_commit

@@ -19,7 +19,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import INVALID_PARAMS, jsonrpc_message_adapter
 
-from mcp_app.engine import audit, dbapi
+from mcp_app.engine import audit, db_threads, dbapi
 from mcp_app.engine.arguments import require_valid_arguments
 from mcp_app.engine.audit import install_audit
 from mcp_app.models import CallerRollup, ToolCall, ToolCallRollup
@@ -194,7 +194,8 @@ async def test_the_writer_thread_survives_a_failing_connection_clean_up(user, mo
     def failing_clean_up():
         raise RuntimeError("database table is locked")
 
-    monkeypatch.setattr(audit, "close_old_connections", failing_clean_up)
+    monkeypatch.setattr(audit, "close_old_connections", failing_clean_up)  # before the write
+    monkeypatch.setattr(db_threads, "close_old_connections", failing_clean_up)  # after it
     with pytest.raises(RuntimeError, match="table is locked"):  # the write's outcome, handed back
         await asyncio.wait_for(audit._writer_thread.insert([audit_row(user, "first")]), TIMEOUT)
     monkeypatch.undo()
