@@ -18,6 +18,7 @@ sustained load the commits' own checkpoints still do that: ``mcpsite/settings.py
 at 10,000 pages, about one write in a thousand at one user.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -39,9 +40,14 @@ class _Checkpointer:
         self._committed = threading.Event()
         self._thread = db_threads.LazyThread(self._serve, "mcp-sqlite-checkpoints")
 
+    @functools.cached_property
+    def _on_sqlite(self) -> bool:
+        # A process's database does not change; asked on first commit, when settings are loaded.
+        return connections[self._alias].vendor == "sqlite"
+
     def after_commit(self) -> None:
         """A commit is in the log: have it copied back and flushed soon."""
-        if connections[self._alias].vendor != "sqlite":
+        if not self._on_sqlite:
             return
         self._committed.set()
         self._thread.start()

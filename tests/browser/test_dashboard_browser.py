@@ -40,6 +40,7 @@ from datetime import timedelta
 from django.utils import timezone
 from mcp_app.engine import audit
 from oauth_app.models import AuthEvent
+from tests.support.audit_rows import audit_row
 
 rng = random.Random(30)
 now = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
@@ -49,19 +50,16 @@ for back in range(30):
     for index in range(20 + 15 * (back % 7)):
         tool = ["add", "calculate", "divide", "whoami"][index % 4]
         failed = tool == "divide" and index % 3 == 0
-        rows.append({
-            "created_at": day + timedelta(seconds=index),
-            "user_id": None,
-            "username": f"person{index % 6}",
-            "client_id": f"client-{index % 3}",
-            "session_id": "s",
-            "tool": tool,
-            "arguments": "{}",
-            "outcome": "tool_error" if failed else "ok",
-            "error_code": None,
-            "error_message": "Error executing tool divide: division by zero" if failed else "",
-            "duration_ms": round(rng.lognormvariate(-1, 0.6), 3),
-        })
+        rows.append(audit_row(
+            created_at=day + timedelta(seconds=index),
+            username=f"person{index % 6}",
+            client_id=f"client-{index % 3}",
+            session_id="s",
+            tool=tool,
+            outcome="tool_error" if failed else "ok",
+            error_message="Error executing tool divide: division by zero" if failed else "",
+            duration_ms=round(rng.lognormvariate(-1, 0.6), 3),
+        ))
     rows.append({**rows[-1], "tool": "countdown", "outcome": "ok", "error_message": "", "duration_ms": 61000.0})
 for first in range(0, len(rows), 500):
     assert not any(audit._insert(rows[first:first + 500]))

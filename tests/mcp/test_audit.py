@@ -13,7 +13,6 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Permission
 from django.db import IntegrityError, connections, transaction
 from django.urls import reverse
-from django.utils import timezone
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
@@ -24,6 +23,7 @@ from mcp_app.engine.arguments import require_valid_arguments
 from mcp_app.engine.audit import install_audit
 from mcp_app.models import CallerRollup, ToolCall, ToolCallRollup
 from mcp_app.tools import register_tools
+from tests.support.audit_rows import audit_row
 from tests.support.engine_client import SESSION_ID, connect, request_info, tagged_streams
 from tests.support.services import wait_until
 
@@ -197,28 +197,16 @@ async def test_the_writer_thread_survives_a_failing_connection_clean_up(user, mo
     monkeypatch.setattr(audit, "close_old_connections", failing_clean_up)  # before the write
     monkeypatch.setattr(db_threads, "close_old_connections", failing_clean_up)  # after it
     with pytest.raises(RuntimeError, match="table is locked"):  # the write's outcome, handed back
-        await asyncio.wait_for(audit._writer_thread.insert([audit_row(user, "first")]), TIMEOUT)
+        await asyncio.wait_for(audit._writer_thread.insert([user_row(user, "first")]), TIMEOUT)
     monkeypatch.undo()
-    assert await asyncio.wait_for(audit._writer_thread.insert([audit_row(user, "second")]), TIMEOUT) == [None]
+    assert await asyncio.wait_for(audit._writer_thread.insert([user_row(user, "second")]), TIMEOUT) == [None]
     assert [record.arguments for record in await records()] == ["second"]
     assert "closing its database connection failed: RuntimeError: database table is locked" in caplog.text
 
 
-def audit_row(user, arguments: str, user_id: int | None = None) -> dict:
-    """A row as ``audit._record`` makes it, for writing through the writer's own code."""
-    return {
-        "created_at": timezone.now(),
-        "user_id": user.pk if user_id is None else user_id,
-        "username": user.username,
-        "client_id": "client",
-        "session_id": "",
-        "tool": "add",
-        "arguments": arguments,
-        "outcome": ToolCall.Outcome.OK,
-        "error_code": None,
-        "error_message": "",
-        "duration_ms": 0.1,
-    }
+def user_row(user, arguments: str, user_id: int | None = None) -> dict:
+    """A row of ``user``'s with these arguments (``user_id`` to name someone who is not there)."""
+    return audit_row(user_id=user.pk if user_id is None else user_id, username=user.username, arguments=arguments)
 
 
 # -- the writer's statements on the driver's cursor (engine/dbapi.py) ------------------------------
@@ -226,7 +214,7 @@ def test_a_batch_with_a_bad_row_is_rolled_back_and_written_row_by_row(user):
     """The batch's transaction fails on the second row and is rolled back whole; then each row
     alone: the good ones are written once each, with their rollups, and the bad one fails alone
     with Django's exception."""
-    rows = [audit_row(user, "one"), audit_row(user, "two", user_id=987654), audit_row(user, "three")]
+    rows = [user_row(user, "one"), user_row(user, "two", user_id=987654), user_row(user, "three")]
     problems = audit._insert(rows)
     assert problems[0] is None and problems[2] is None
     assert isinstance(problems[1], IntegrityError), problems
@@ -244,7 +232,7 @@ def test_a_transaction_whose_rollback_fails_drops_its_connection(user):
             cursor.execute("ROLLBACK")  # so that the transaction's own ROLLBACK fails
             raise RuntimeError("the block's own error")
     assert connection.connection is None
-    assert audit._insert([audit_row(user, "after")]) == [None]
+    assert audit._insert([user_row(user, "after")]) == [None]
     assert ToolCall.objects.get().arguments == "after"
 
 

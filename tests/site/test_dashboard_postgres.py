@@ -28,6 +28,7 @@ import os, random
 from datetime import timedelta
 from django.utils import timezone
 from mcp_app.engine import audit
+from tests.support.audit_rows import audit_row
 
 rng = random.Random(int(os.environ["WRITER_SEED"]))
 PEOPLE = [""] + [f"person{i}" for i in range(400)]
@@ -37,19 +38,15 @@ for _ in range(int(os.environ["BATCHES"])):
     rows = []
     for _ in range(rng.randint(1, 40)):
         outcome = rng.choice(["ok"] * 8 + ["tool_error", "protocol_error"])
-        rows.append({
-            "created_at": now - timedelta(days=rng.randint(0, 1)),
-            "user_id": None,
-            "username": rng.choice(PEOPLE),
-            "client_id": rng.choice(["client-a", "client-b"]),
-            "session_id": "",
-            "tool": rng.choice(["add", "divide", "whoami"]),
-            "arguments": "{}",
-            "outcome": outcome,
-            "error_code": -32602 if outcome == "protocol_error" else None,
-            "error_message": "",
-            "duration_ms": round(10 ** rng.uniform(-3, 6), 3),
-        })
+        rows.append(audit_row(
+            created_at=now - timedelta(days=rng.randint(0, 1)),
+            username=rng.choice(PEOPLE),
+            client_id=rng.choice(["client-a", "client-b"]),
+            tool=rng.choice(["add", "divide", "whoami"]),
+            outcome=outcome,
+            error_code=-32602 if outcome == "protocol_error" else None,
+            duration_ms=round(10 ** rng.uniform(-3, 6), 3),
+        ))
     problems = audit._insert(rows)
     assert not any(problems), problems
     written += len(rows)
