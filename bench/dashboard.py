@@ -442,10 +442,10 @@ def _measure_exports(runs: int, fill: dict) -> list[dict]:
 def _measure_writes() -> list[dict]:
     """The audit's write (mcp_app/engine/audit.py `_insert`, run synchronously as its database
     thread runs it) of 1 and of 32 rows, against the same INSERT alone: the rollups' cost."""
-    from django.db import connection, transaction
+    from django.db import connection
     from django.utils import timezone
 
-    from mcp_app.engine import audit
+    from mcp_app.engine import audit, dbapi
 
     write = audit._insert  # what the audit's writer thread runs
     columns, sql = audit._columns()
@@ -476,8 +476,8 @@ def _measure_writes() -> list[dict]:
             )
             for row in batch
         ]
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(sql, values)
+        # The write's own path (dbapi.write), without the rollups' statements.
+        dbapi.write(connection, lambda cursor: cursor.executemany(sql, values))
 
     variants = (("insert alone", bare), ("with the rollups", write))
     out = []

@@ -212,9 +212,7 @@ def _insert(rows: list[dict[str, Any]]) -> list[Exception | None]:
         for row in rows
     ]
     try:
-        with dbapi.transaction(connection) as cursor:
-            cursor.executemany(sql, values)
-            audit_rollup.add(rows, cursor)
+        dbapi.write(connection, functools.partial(_insert_statements, sql=sql, values=values, rows=rows))
         return [None] * len(rows)
     except Exception as exc:
         if len(rows) == 1:
@@ -222,13 +220,17 @@ def _insert(rows: list[dict[str, Any]]) -> list[Exception | None]:
     problems: list[Exception | None] = []
     for row, one in zip(rows, values, strict=True):
         try:
-            with dbapi.transaction(connection) as cursor:
-                cursor.execute(sql, one)
-                audit_rollup.add([row], cursor)
+            dbapi.write(connection, functools.partial(_insert_statements, sql=sql, values=[one], rows=[row]))
             problems.append(None)
         except Exception as exc:
             problems.append(exc)
     return problems
+
+
+def _insert_statements(cursor, *, sql: str, values: list[tuple], rows: list[dict[str, Any]]) -> None:
+    """The rows and their rollups, through the driver's ``cursor`` (``dbapi.write``)."""
+    cursor.executemany(sql, values)
+    audit_rollup.add(rows, cursor)
 
 
 class _WriterThread:

@@ -133,7 +133,7 @@ class _Sums:
 def add(rows: Iterable[Mapping[str, Any]], cursor, using: str = DEFAULT_DB_ALIAS) -> None:
     """Add audit rows (``ToolCall`` values by attribute name, as ``audit._record`` makes them)
     to the rollups, through ``cursor``: the driver's own, in the transaction that inserts the
-    rows (``dbapi.transaction``), so both or neither count."""
+    rows (``dbapi.write``), so both or neither count."""
     sums = _Sums()
     for row in rows:
         sums.add(

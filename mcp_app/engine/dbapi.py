@@ -6,20 +6,26 @@ row, two rollup upserts, the commit) cost about 290 µs of CPU on SQLite, and co
 180 µs as this module runs it (in-process, production settings, a thousand writes): per
 statement Django's wrapper turns ``%s`` into SQLite's ``?`` with a regular expression and
 checks the thread; ``atomic`` adds its own bookkeeping and a ``BEGIN`` through that
-wrapper. So the audit's statements are built once in the
-driver's placeholder style (``placeholder``) and run in ``transaction``: ``BEGIN`` (in the
-mode settings give SQLite, ``IMMEDIATE``), the statements, ``COMMIT``, on the connection
-Django opened for this thread (its settings, ``init_command`` and health checks) and with
-Django's exceptions, so the connection is checked before reuse after a failure, as it is
-after one through Django's cursor.
+wrapper. So the audit's statements are built once in the driver's placeholder style
+(``placeholder``) and run by ``write``: ``BEGIN`` (in the mode settings give SQLite,
+``IMMEDIATE``), the statements, ``COMMIT``, on the connection Django opened for this thread
+(its settings, ``init_command``) and with Django's exceptions.
+
+On PostgreSQL every statement was a round trip of its own, and Django's health check
+(``CONN_HEALTH_CHECKS``) added a ``SELECT 1`` before each write: six round trips and two
+transactions a write, 1.1-1.3 ms and 0.5-0.8 ms of the writer's CPU against a server on the
+same machine. ``write`` sends ``BEGIN`` and the statements in one round trip (psycopg's
+pipeline) and ``COMMIT`` in a second, and checks nothing first: a connection that broke while
+idle fails in the first round trip, before anything could be committed, and the write runs
+again on a new one. 0.6-0.8 ms and 0.4-0.6 ms a write, one transaction.
 
 Only for code that owns its connection outside any ``atomic`` block (the audit's writer
 thread): Django does not see this transaction. ``cursor`` gives the driver's cursor inside a
 transaction Django runs (``atomic``), for statements built here that run there too.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -43,30 +49,75 @@ def cursor(connection: BaseDatabaseWrapper) -> Iterator[Any]:
             driver_cursor.close()
 
 
-@contextmanager
-def transaction(connection: BaseDatabaseWrapper) -> Iterator[Any]:
-    """A transaction of its own on ``connection``, outside Django's: ``BEGIN``, what the block
-    runs on the cursor it gets, then ``COMMIT``; ``ROLLBACK`` if the block or the commit fails."""
+def write(connection: BaseDatabaseWrapper, statements: Callable[[Any], None]) -> None:
+    """Run ``statements(cursor)`` in a transaction of their own on ``connection`` and commit it:
+    ``BEGIN``, the statements, ``COMMIT``; ``ROLLBACK`` and the error if any of it fails.
+
+    On PostgreSQL ``BEGIN`` and the statements go in one round trip (psycopg's pipeline), then
+    ``COMMIT`` in a second, and the connection is not health-checked first: a connection that
+    broke while idle (the server restarted) is found broken by that first round trip, before the
+    ``COMMIT`` was sent, so nothing of it was written, and it runs once more on a new connection.
+    """
     if connection.in_atomic_block:
-        raise RuntimeError("dbapi.transaction inside an atomic block: Django would not know of it")
+        raise RuntimeError("dbapi.write inside an atomic block: Django would not know of its transaction")
+    reused = connection.connection is not None
+    try:
+        _write(connection, statements)
+    except _BrokenBeforeCommit as broken:
+        if not reused:
+            raise broken.error from None
+        try:
+            _write(connection, statements)  # on a new connection: the broken one was closed
+        except _BrokenBeforeCommit as again:
+            raise again.error from None
+
+
+class _BrokenBeforeCommit(Exception):
+    """The connection broke before ``COMMIT`` was sent (``error``: why, as Django raised it)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _write(connection: BaseDatabaseWrapper, statements: Callable[[Any], None]) -> None:
+    connection.ensure_connection()
+    driver = connection.connection
+    committing = False
     rolled_back = True
     try:
-        with cursor(connection) as driver_cursor:
-            # SQLite's OPTIONS["transaction_mode"] (IMMEDIATE here), known once the connection is open.
-            mode = getattr(connection, "transaction_mode", None)
-            driver_cursor.execute(f"BEGIN {mode}" if mode else "BEGIN")
+        with connection.wrap_database_errors:
+            driver_cursor = driver.cursor()
             try:
-                yield driver_cursor
+                # SQLite's OPTIONS["transaction_mode"] (IMMEDIATE here), known once the connection is open.
+                mode = getattr(connection, "transaction_mode", None)
+                with _one_round_trip(driver):
+                    driver_cursor.execute(f"BEGIN {mode}" if mode else "BEGIN")
+                    statements(driver_cursor)
+                committing = True
                 driver_cursor.execute("COMMIT")
             except BaseException:
                 rolled_back = _roll_back(driver_cursor)
                 raise
+            finally:
+                driver_cursor.close()
+    except Exception as exc:
+        if not committing and getattr(driver, "broken", False):  # psycopg's: the connection is lost
+            connection.close()
+            raise _BrokenBeforeCommit(exc) from exc
+        raise
     finally:
         if not rolled_back:
             # The transaction may still be open on a connection that is otherwise usable (SQLite
             # says so after any error), and every later BEGIN would fail on it: drop the
             # connection, the next use opens another. The block's own error is the one raised.
             connection.close()
+
+
+def _one_round_trip(driver: Any):
+    """psycopg's pipeline (what is executed in it is sent together, its errors raised at its
+    end); SQLite runs in-process and has none."""
+    pipeline = getattr(driver, "pipeline", None)
+    return pipeline() if pipeline is not None else nullcontext()
 
 
 def _roll_back(driver_cursor: Any) -> bool:

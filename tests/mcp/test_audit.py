@@ -223,34 +223,43 @@ def test_a_batch_with_a_bad_row_is_rolled_back_and_written_row_by_row(user):
     assert CallerRollup.objects.get().calls == 2
 
 
-def test_a_transaction_whose_rollback_fails_drops_its_connection(user):
+def test_a_write_whose_rollback_fails_drops_its_connection(user):
     """If even the ROLLBACK fails, the connection may still hold the transaction open, and every
-    later BEGIN on it would fail: it is closed, and the next transaction opens another."""
+    later BEGIN on it would fail: it is closed, and the next write opens another."""
     connection = connections["default"]
-    with pytest.raises(RuntimeError, match="the block's own"):
-        with dbapi.transaction(connection) as cursor:
-            cursor.execute("ROLLBACK")  # so that the transaction's own ROLLBACK fails
-            raise RuntimeError("the block's own error")
+
+    def failing(cursor):
+        cursor.execute("ROLLBACK")  # so that the write's own ROLLBACK fails
+        raise RuntimeError("the statements' own error")
+
+    with pytest.raises(RuntimeError, match="the statements' own"):
+        dbapi.write(connection, failing)
     assert connection.connection is None
     assert audit._insert([user_row(user, "after")]) == [None]
     assert ToolCall.objects.get().arguments == "after"
 
 
-def test_a_transaction_of_its_own_takes_the_write_lock_at_begin_on_a_new_connection():
+def test_a_write_takes_the_write_lock_at_begin_on_a_new_connection():
     """BEGIN in the settings' mode (IMMEDIATE) from the first write on a connection, whose mode is
     known only once it is open: a DEFERRED one could fail at its first write instead of waiting."""
     connection = connections["default"]
     connection.close()
     other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, timeout=0)
-    with closing(other), dbapi.transaction(connection):
+    refused = []
+
+    def try_the_other_writer(cursor):
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute("BEGIN IMMEDIATE")
+        refused.append(True)
+
+    with closing(other):
+        dbapi.write(connection, try_the_other_writer)
+    assert refused == [True]
 
 
-def test_a_transaction_of_its_own_is_refused_inside_an_atomic_block():
+def test_a_write_is_refused_inside_an_atomic_block():
     with transaction.atomic(), pytest.raises(RuntimeError, match="inside an atomic block"):
-        with dbapi.transaction(connections["default"]):
-            pass
+        dbapi.write(connections["default"], lambda cursor: None)
 
 
 # -- answering before the commit (MCP_AUDIT_WAIT_FOR_COMMIT=0) ------------------------------------
