@@ -65,18 +65,15 @@ def write(connection: BaseDatabaseWrapper, statements: Callable[[Any], None]) ->
         _write(connection, statements)
     except _BrokenBeforeCommit as broken:
         if not reused:
-            raise broken.error from None
+            raise broken.__cause__ from None
         try:
             _write(connection, statements)  # on a new connection: the broken one was closed
         except _BrokenBeforeCommit as again:
-            raise again.error from None
+            raise again.__cause__ from None
 
 
 class _BrokenBeforeCommit(Exception):
-    """The connection broke before ``COMMIT`` was sent (``error``: why, as Django raised it)."""
-
-    def __init__(self, error: BaseException):
-        self.error = error
+    """The connection broke before ``COMMIT`` was sent; its cause is the error, as Django raised it."""
 
 
 def _write(connection: BaseDatabaseWrapper, statements: Callable[[Any], None]) -> None:
@@ -103,7 +100,7 @@ def _write(connection: BaseDatabaseWrapper, statements: Callable[[Any], None]) -
     except Exception as exc:
         if not committing and getattr(driver, "broken", False):  # psycopg's: the connection is lost
             connection.close()
-            raise _BrokenBeforeCommit(exc) from exc
+            raise _BrokenBeforeCommit from exc
         raise
     finally:
         if not rolled_back:

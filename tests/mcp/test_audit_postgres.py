@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.support.live_server import django_shell, environment_without_configuration, random_secret_key
+from tests.support.live_server import django_shell, random_secret_key, settings_environment
 
 pytestmark = pytest.mark.services
 
@@ -80,13 +80,7 @@ def database_env(scale_out_database, request):
     """The environment of a process with the server's settings on a database of its own, migrated."""
     name = "audit_" + request.node.name.removeprefix("test_")[:40]
     url = scale_out_database.postgres.create_database(name)
-    env = environment_without_configuration() | {
-        "DJANGO_SETTINGS_MODULE": "mcpsite.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": random_secret_key(),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": url,
-    }
+    env = settings_environment(url, random_secret_key())
     migrated = django_shell(
         "from django.core.management import call_command; call_command('migrate', verbosity=0)", env
     )

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from tests.support.live_server import PROJECT_DIR, environment_without_configuration, random_secret_key
+from tests.support.live_server import PROJECT_DIR, random_secret_key, settings_environment
 
 pytestmark = pytest.mark.services
 
@@ -66,14 +66,7 @@ call_command("migrate", interactive=False, verbosity=0)
 
 
 def _env(database_url: str, **extra: str) -> dict[str, str]:
-    return environment_without_configuration() | {
-        "DJANGO_SETTINGS_MODULE": "mcpsite.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": random_secret_key(),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": database_url,
-        **extra,
-    }
+    return settings_environment(database_url, random_secret_key(), extra)
 
 
 def _django(script: str, env: dict[str, str]) -> subprocess.Popen:

@@ -5,11 +5,11 @@ only what it varies."""
 
 from typing import Any
 
+from django.utils import timezone
+
 
 def audit_row(**fields: Any) -> dict[str, Any]:
     """One row: a successful ``add`` call, just now, by nobody in particular, with ``fields`` over it."""
-    from django.utils import timezone  # here: the scripts import this before nothing else of Django
-
     return {
         "created_at": timezone.now(),
         "user_id": None,

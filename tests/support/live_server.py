@@ -69,16 +69,21 @@ def environment_without_configuration() -> dict[str, str]:
 
 def server_environment(database: Path, secret_key: str, extra: dict[str, str]) -> dict[str, str]:
     """The environment of a server process: production settings on its own SQLite file, plus ``extra``."""
+    return settings_environment(f"sqlite:///{database}", secret_key, extra)  # absolute path: sqlite:////tmp/...
+
+
+def settings_environment(database_url: str, secret_key: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process with production settings on ``database_url``, plus ``extra``."""
     env = environment_without_configuration()
     env.update(
         DJANGO_SETTINGS_MODULE="mcpsite.settings",
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY=secret_key,
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"sqlite:///{database}",  # absolute path: sqlite:////tmp/...
+        DATABASE_URL=database_url,
         PYTHONUNBUFFERED="1",
     )
-    env.update({k: str(v) for k, v in extra.items()})
+    env.update({k: str(v) for k, v in (extra or {}).items()})
     return env
 
 
