@@ -74,6 +74,13 @@ VALID, EXPIRED, REFRESH, SPARE, COOKIE = (
 HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", LEGACY_PROTOCOL_VERSION)
 
 
+def _wire_bytes(text: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 # ---------------------------------------------------------------------------
 # The server under fuzz, and what a real client holds for it.
 # ---------------------------------------------------------------------------
@@ -121,9 +128,10 @@ class Fuzzed:
 
     def headers(self, pairs) -> list[tuple[str, bytes]]:
         """Header values as the wire carries them: secrets in, latin-1 bytes, no surrounding blanks (h11
-        refuses those)."""
+        refuses those). Text latin-1 cannot carry (an Mcp-Name copied from a mutated body) goes as its
+        UTF-8 bytes, as a client that does not encode it would send it."""
         return [
-            (name, self.reveal(value.encode("latin-1") if isinstance(value, str) else value).strip(b" \t"))
+            (name, self.reveal(_wire_bytes(value) if isinstance(value, str) else value).strip(b" \t"))
             for name, value in pairs
         ]
 
